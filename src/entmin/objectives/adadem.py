@@ -1,0 +1,141 @@
+"""Adaptive decoupled entropy minimisation, AdaDEM (dem_spec.md 1.6), and its ablations.
+
+Per sample n with p = softmax(z), pseudo-label k = argmax p and anchor a = MEC[k] (a constant):
+
+    L_n = -(1 / delta_n) * sum_i (p_i - a_i) z_i,
+    dL/dz_i = [-p_i (z_i + T + 1) + a_i] / delta_n,       delta_n = || p * (z + T + 1) ||_1 (detached)
+
+i.e. the CADF reward rescaled to unit L1 norm, with EM's GMC penalty p replaced by the Marginal Entropy
+Calibrator (MEC): a (C, C) bank whose row k is a running mean prediction of the samples predicted as k.
+
+Choices where the paper is ambiguous (dem_spec.md section 6), all documented and configurable:
+* delta is treated as a constant (detached), as the pseudo-code's no-grad block suggests (#1).
+* the bank is updated with the current batch *before* the loss is formed (pseudo-code order).
+* the batch reduction is left to the caller (objectives return per-sample losses).
+* ``anchor_weight`` is the optional alpha on the MEC anchor of App. D.7 (default 1, i.e. the paper's AdaDEM).
+
+Note on the L1 norm: sum_i p_i (z_i + T + 1) = 1, so delta >= 1 and the division is always safe.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._validate import check_logits, check_positive, check_range, compute_dtype
+
+__all__ = ["AdaDEM", "ADADEM_VARIANTS", "cadf_reward_norm", "update_mec_bank"]
+
+ADADEM_VARIANTS = ("adadem", "norm", "mec", "v")
+_NORMS = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
+
+
+def cadf_reward_norm(z: torch.Tensor, p: torch.Tensor, *, norm: str = "l1", from_entropy: bool = False
+                     ) -> torch.Tensor:
+    """Per-sample norm of the CADF reward p * (z + T + 1), or of the entropy gradient p * (z + T) when
+    ``from_entropy`` (AdaDEM-V). Shape (N, 1), no gradient."""
+    with torch.no_grad():
+        t = -(p * z).sum(1, keepdim=True)
+        g = p * (z + t) if from_entropy else p * (z + t + 1.0)
+        d = torch.linalg.vector_norm(g, ord=_NORMS[norm], dim=1, keepdim=True)
+        # ||grad H|| vanishes at one-hot and uniform predictions (AdaDEM-V); keep the division finite.
+        return d.clamp_min(torch.finfo(d.dtype).tiny ** 0.5)
+
+
+def update_mec_bank(bank: torch.Tensor, probs: torch.Tensor, pseudo_labels: torch.Tensor, pi: float) -> None:
+    """In place: bank[k] <- (1 - pi) bank[k] + pi * mean(probs[pseudo_labels == k]) for every class k present.
+
+    Vectorised with ``index_add_``/``bincount`` (one kernel each, no Python loop over classes, no host
+    synchronisation), so it costs O(N C + C^2) on the device even at C = 1000.
+    """
+    with torch.no_grad():
+        c = bank.shape[0]
+        probs = probs.to(bank.dtype)
+        sums = torch.zeros_like(bank).index_add_(0, pseudo_labels, probs)
+        counts = torch.bincount(pseudo_labels, minlength=c).to(bank.dtype).unsqueeze(1)
+        means = sums / counts.clamp_min(1.0)
+        bank.copy_(torch.where(counts > 0, (1.0 - pi) * bank + pi * means, bank))
+
+
+class AdaDEM(nn.Module):
+    """Per-sample AdaDEM loss with its MEC bank; ``loss = AdaDEM(num_classes)(logits).mean()``.
+
+    Args:
+        num_classes: C; the bank has shape (C, C) and logits must have C columns.
+        pi: weight of the new batch mean in the bank update (paper: 0.1), in (0, 1].
+        variant: ``"adadem"`` (normalised CADF + MEC), ``"norm"`` (EM gradient / delta, AdaDEM-Norm),
+            ``"mec"`` (CADF + MEC without normalisation, AdaDEM-MEC), ``"v"`` (delta from the entropy gradient,
+            AdaDEM-V; the paper shows it collapses at larger learning rates).
+        norm: ``"l1"`` (paper), ``"l2"`` or ``"linf"`` (Fig. 11 ablation).
+        anchor_weight: optional alpha scaling the MEC anchor (App. D.7); 1 is the paper's AdaDEM.
+
+    The loss *value* is a surrogate (only its gradient is meaningful); use ``entropy`` for thresholds/logs.
+    """
+
+    def __init__(self, num_classes: int, pi: float = 0.1, variant: str = "adadem", *, norm: str = "l1",
+                 anchor_weight: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        if variant not in ADADEM_VARIANTS:
+            raise ValueError(f"unknown AdaDEM variant {variant!r}; choose one of {ADADEM_VARIANTS}")
+        if norm not in _NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {tuple(_NORMS)}")
+        self.num_classes = num_classes
+        self.pi = check_range(pi, "pi", 0.0, 1.0)
+        self.variant = variant
+        self.norm = norm
+        self.anchor_weight = check_positive(anchor_weight, "anchor_weight", allow_zero=True)
+        self.register_buffer("bank", torch.full((num_classes, num_classes), 1.0 / num_classes))
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    @property
+    def name(self) -> str:
+        return "adadem" if self.variant == "adadem" else f"adadem_{self.variant}"
+
+    def reset(self) -> None:
+        """Re-initialise the MEC bank to 1/C (the paper's ``reset`` flag)."""
+        with torch.no_grad():
+            self.bank.fill_(1.0 / self.num_classes)
+            self.num_updates.zero_()
+
+    def update_bank(self, logits: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Update the MEC bank with the (optionally masked) samples of ``logits``; no loss is formed."""
+        check_logits(logits, num_classes=self.num_classes)
+        with torch.no_grad():
+            p = torch.softmax(logits.to(compute_dtype(logits.dtype)), dim=1)
+            self._update(p, p.argmax(1), mask)
+
+    def _update(self, p: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> None:
+        if mask is not None:
+            if mask.shape != k.shape or mask.dtype != torch.bool:
+                raise ValueError(f"bank mask must be a bool tensor of shape {tuple(k.shape)}, "
+                                 f"got {mask.dtype} {tuple(mask.shape)}")
+            p, k = p[mask], k[mask]
+        if k.numel() == 0:
+            return
+        update_mec_bank(self.bank, p, k, self.pi)
+        self.num_updates += 1
+
+    def forward(self, logits: torch.Tensor, *, update: bool = True, bank_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Per-sample loss (N,). ``update=False`` leaves the bank as is (e.g. SAR's second SAM pass);
+        ``bank_mask`` restricts the bank update to the selected samples."""
+        check_logits(logits, num_classes=self.num_classes)
+        z = logits.to(compute_dtype(logits.dtype))
+        p = torch.softmax(z, dim=1)
+        k = p.detach().argmax(1)
+        if update and self.variant != "norm":
+            self._update(p.detach(), k, bank_mask)
+        if self.variant == "norm":
+            w = p - p.detach()
+        else:
+            anchor = self.bank.to(z.dtype)[k]
+            if self.anchor_weight != 1.0:
+                anchor = anchor * self.anchor_weight
+            w = p - anchor
+        if self.variant != "mec":
+            w = w / cadf_reward_norm(z.detach(), p.detach(), norm=self.norm, from_entropy=self.variant == "v")
+        return -(w * z).sum(1).to(logits.dtype)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, pi={self.pi}, variant={self.variant!r}, norm={self.norm!r}"

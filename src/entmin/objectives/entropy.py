@@ -1,0 +1,59 @@
+"""Classical entropy minimisation and its decoupling H = T + Q (dem_spec.md 1.1-1.3).
+
+``entropy`` is the classical EM loss: its value is the Shannon entropy (nats) and its gradient is the exact
+gradient of H. ``cadf`` (T = -sum p z) and ``gmc`` (Q = logsumexp z) are the two parts the DEM paper
+separates. ``em_surrogate`` is the paper's gradient-equivalent form -sum (p - sg(p)) z, whose value is 0:
+use it only where the ``-sum w z`` form matters (e.g. to compare against AdaDEM-Norm); thresholds, sample
+weights and logs must always use ``entropy``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._validate import check_logits, compute_dtype
+
+__all__ = ["entropy", "cadf", "gmc", "em_surrogate", "EM"]
+
+
+def _prepare(logits: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    check_logits(logits, num_classes=num_classes)
+    return logits.to(compute_dtype(logits.dtype))
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample conditional entropy H(softmax(z)) in nats, shape (N,). This *is* the EM loss."""
+    z = _prepare(logits)
+    logp = torch.log_softmax(z, dim=1)
+    return -(logp.exp() * logp).sum(1).to(logits.dtype)
+
+
+def cadf(logits: torch.Tensor) -> torch.Tensor:
+    """Cluster aggregation driving factor T(z) = -sum_i p_i z_i, shape (N,)."""
+    z = _prepare(logits)
+    return -(torch.softmax(z, dim=1) * z).sum(1).to(logits.dtype)
+
+
+def gmc(logits: torch.Tensor) -> torch.Tensor:
+    """Gradient mitigation calibrator Q(z) = logsumexp(z), shape (N,)."""
+    z = _prepare(logits)
+    return torch.logsumexp(z, dim=1).to(logits.dtype)
+
+
+def em_surrogate(logits: torch.Tensor) -> torch.Tensor:
+    """-sum_i (p_i - sg(p_i)) z_i: same gradient as ``entropy``, value identically 0 (Eq. 8)."""
+    z = _prepare(logits)
+    p = torch.softmax(z, dim=1)
+    return -((p - p.detach()) * z).sum(1).to(logits.dtype)
+
+
+class EM(nn.Module):
+    """Module form of ``entropy`` so that every objective has the same (module) interface."""
+
+    name = "em"
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return entropy(logits)
+
+    def reset(self) -> None:  # stateless
+        pass
