@@ -1,0 +1,245 @@
+"""The ``Adapter`` base class: configure -> select parameters -> optimizer -> snapshot, then one update
+per batch. Subclasses implement only ``adapt_batch`` (and their own method state).
+
+Everything ``reset()`` restores is captured at construction: model parameters and buffers, optimizer state
+(momentum), objective state (the AdaDEM bank), the adapter's random generator and the method state
+(EATA's moving average, SAR's EMA, ...). A reset adapter reproduces its first run bit for bit.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..objectives import AdaDEM, entropy, get_objective
+from .configure import (has_batchnorm, infer_num_classes, module_device, norm_layers, select_parameters,
+                        use_batch_statistics)
+
+__all__ = ["Adapter", "OptimizerConfig", "build_optimizer"]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer of the adapted parameters. ``name``: ``sgd`` (the hosts' default, momentum 0.9) or ``adam``."""
+
+    name: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.name not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.name!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+class Adapter(nn.Module):
+    """Wraps a classifier: ``forward(x)`` returns the logits of the batch and performs the method's update.
+
+    Args:
+        model: any classifier ``x -> logits (N, C)`` containing normalisation layers (configured in place).
+        objective: ``"em"`` (default), ``"dem"``, ``"adadem"``, ``"adadem_norm"``, ... , an objective module,
+            or any callable ``logits -> (N,)``.
+        objective_options: keyword options of a named objective (``tau``, ``alpha``, ``pi``, ...).
+        num_classes: C; inferred from the model's last ``nn.Linear`` when omitted.
+        optimizer: an :class:`OptimizerConfig` (or a dict of its fields).
+        steps: updates per batch (the prediction is the logits of the last forward).
+        episodic: reset before every batch.
+        trainable: which parameters adapt (see :func:`select_parameters`).
+        frozen_modules: module-name prefixes never trained; ``"auto"`` = SAR/DeYO's top-layer rule.
+        bank_update: ``"all"`` (default) or ``"selected"``: which samples update the AdaDEM MEC bank in hosts
+            that filter samples. Default "all": the bank estimates the class-conditional mean prediction of
+            the test stream, and filtered subsets are biased toward confident samples (and can be empty).
+        seed: seeds the adapter's own generator (DeYO's patch shuffles); restored by ``reset()``.
+    """
+
+    adapts: bool = True       # False for source / BN-adapt (no parameter update)
+    batch_stats: bool = True  # False for source: BatchNorm keeps its running statistics
+    default_lr: float = 1e-3
+    default_frozen: bool = False
+
+    def __init__(self, model: nn.Module, objective: str | Callable[[torch.Tensor], torch.Tensor] = "em", *,
+                 objective_options: dict[str, Any] | None = None, num_classes: int | None = None,
+                 optimizer: OptimizerConfig | dict[str, Any] | None = None, steps: int = 1,
+                 episodic: bool = False, trainable: str | Callable[..., bool] = "norm",
+                 frozen_modules: Sequence[str] | str | None = None, bank_update: str = "all",
+                 seed: int = 0) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if bank_update not in ("all", "selected"):
+            raise ValueError(f"bank_update must be 'all' or 'selected', got {bank_update!r}")
+        self.model = model
+        self.steps = steps
+        self.episodic = bool(episodic)
+        self.bank_update = bank_update
+        self.num_classes = num_classes if num_classes is not None else infer_num_classes(model)
+        if self.num_classes is None:
+            raise ValueError("cannot infer the class count from the model (no nn.Linear); pass num_classes=")
+        self.uses_batch_stats = has_batchnorm(model) and self.batch_stats
+        self.device = module_device(model)
+        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
+
+        if isinstance(objective, str):
+            self.objective = get_objective(objective, num_classes=self.num_classes, **(objective_options or {}))
+        else:
+            if objective_options:
+                raise ValueError("objective_options only apply to a named objective")
+            self.objective = get_objective(objective)
+        self.objective.to(self.device)
+
+        self.configure()
+        self.params: list[tuple[str, nn.Parameter]] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        if self.adapts:
+            if not norm_layers(model):
+                raise ValueError(f"{type(self).__name__}: the model has no normalisation layer (BatchNorm, "
+                                 "LayerNorm, GroupNorm) to adapt; pass trainable='all' or a filter to adapt "
+                                 "other parameters")
+            if frozen_modules == "auto" or (frozen_modules is None and self.default_frozen):
+                from .configure import default_frozen_modules
+                frozen = default_frozen_modules(model)
+            elif isinstance(frozen_modules, str):
+                frozen = [frozen_modules]
+            else:
+                frozen = list(frozen_modules or ())
+            self.frozen_modules = frozen
+            self.params = select_parameters(model, trainable, frozen)
+            if not self.params:
+                raise ValueError(f"{type(self).__name__}: no trainable parameter selected (trainable="
+                                 f"{trainable!r}, frozen_modules={frozen})")
+            if isinstance(optimizer, dict):
+                optimizer = OptimizerConfig(**optimizer)
+            self.opt_config = optimizer or OptimizerConfig(lr=self.default_lr)
+            self.optimizer = build_optimizer([p for _, p in self.params], self.opt_config)
+        else:
+            model.requires_grad_(False)
+        self._diag: dict[str, Any] = {}
+        self.init_method_state()
+        self._snapshot = self._capture()
+
+    # ----- configuration -------------------------------------------------------------------------------
+    def configure(self) -> None:
+        """Put the model in adaptation mode: eval mode (no dropout) with batch-statistics BatchNorm."""
+        self.model.eval()
+        if self.batch_stats:
+            use_batch_statistics(self.model)
+
+    def init_method_state(self) -> None:
+        """(Re)initialise method-specific state; subclasses override."""
+
+    # ----- snapshot / reset ----------------------------------------------------------------------------
+    def _capture(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()) if self.optimizer else None,
+            "objective": copy.deepcopy(self.objective.state_dict()),
+            "generator": self.generator.get_state(),
+        }
+
+    def reset(self) -> None:
+        """Restore model, optimizer, objective and method state exactly as at construction."""
+        snap = self._snapshot
+        self.model.load_state_dict(snap["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
+            self.optimizer.zero_grad(set_to_none=True)
+        self.objective.load_state_dict(snap["objective"])
+        self.generator.set_state(snap["generator"])
+        self.init_method_state()
+        self._diag = {}
+
+    # ----- export / import of the running state (resumable continual streams) ------------------------
+    def method_state(self) -> dict[str, Any]:
+        """Method-specific running state as tensors/numbers (subclasses extend)."""
+        return {}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything needed to continue adapting exactly where this adapter is now."""
+        return {"model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "objective": self.objective.state_dict(), "generator": self.generator.get_state(),
+                "method": self.method_state()}
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None and state["optimizer"] is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.objective.load_state_dict(state["objective"])
+        self.generator.set_state(state["generator"])
+        self.load_method_state(state["method"])
+
+    # ----- running -------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.uses_batch_stats and x.shape[0] < 2:
+            raise ValueError(f"{type(self).__name__}: batch size {x.shape[0]} with a BatchNorm model: test-batch "
+                             "statistics need at least 2 samples; use a larger batch or a LayerNorm/GroupNorm "
+                             "model (or the 'source' adapter)")
+        if self.episodic:
+            self.reset()
+        if not self.adapts:
+            with torch.no_grad():
+                logits = self.model(x)
+            self._diag = {"n": x.shape[0], "entropy": entropy(logits).mean()}
+            return logits
+        logits = None
+        for _ in range(self.steps):
+            logits = self.adapt_batch(x)
+        assert logits is not None
+        return logits
+
+    def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ----- helpers for subclasses ----------------------------------------------------------------------
+    def objective_loss(self, logits: torch.Tensor, selected: torch.Tensor | None = None, *,
+                       update: bool = True) -> torch.Tensor:
+        """Per-sample objective on the whole batch; AdaDEM's bank sees all samples or only ``selected``."""
+        if isinstance(self.objective, AdaDEM):
+            mask = selected if (self.bank_update == "selected" and selected is not None) else None
+            return self.objective(logits, update=update, bank_mask=mask)
+        return self.objective(logits)
+
+    def step(self, loss: torch.Tensor) -> None:
+        assert self.optimizer is not None
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @property
+    def last_step(self) -> dict[str, float | int | bool]:
+        """Diagnostics of the last batch as Python numbers (converted lazily: no device sync per batch)."""
+        out: dict[str, float | int | bool] = {}
+        for k, v in self._diag.items():
+            out[k] = v.item() if isinstance(v, torch.Tensor) else v
+        return out
+
+    def trainable_parameter_names(self) -> list[str]:
+        return [n for n, _ in self.params]
+
+    def extra_repr(self) -> str:
+        return (f"objective={getattr(self.objective, 'name', type(self.objective).__name__)}, "
+                f"steps={self.steps}, episodic={self.episodic}, trainable={len(self.params)} tensors")

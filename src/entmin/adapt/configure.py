@@ -1,0 +1,110 @@
+"""Which layers adapt: norm-layer discovery, batch-statistics BatchNorm, trainable-parameter selection.
+
+This is tent's ``configure_model``/``collect_params`` made model-agnostic: BatchNorm layers normalise with
+the statistics of the current test batch (their running buffers are dropped, as in tent), and the affine
+parameters of BatchNorm/LayerNorm/GroupNorm layers are the default trainable set.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["NORM_TYPES", "BN_TYPES", "norm_layers", "has_batchnorm", "use_batch_statistics",
+           "select_parameters", "default_frozen_modules", "infer_num_classes"]
+
+BN_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
+NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+                                           nn.modules.instancenorm._InstanceNorm) + (
+    (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+
+ParamFilter = Callable[[str, nn.Parameter, nn.Module], bool]
+
+
+def norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, NORM_TYPES)]
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, BN_TYPES) for m in model.modules())
+
+
+def use_batch_statistics(model: nn.Module) -> None:
+    """Make every BatchNorm layer normalise with the current batch's statistics, in train and eval mode."""
+    for m in model.modules():
+        if isinstance(m, BN_TYPES):
+            m.track_running_stats = False
+            m.running_mean = None
+            m.running_var = None
+            m.num_batches_tracked = None
+
+
+def default_frozen_modules(model: nn.Module) -> list[str]:
+    """The top-layer exclusions of SAR/DeYO's official code, generalised: a ResNet's ``layer4``; for a ViT
+    with a ``blocks`` list, its last quarter of blocks (blocks 9-11 of ViT-B's 12) and the final ``norm``."""
+    names = dict(model.named_children())
+    frozen: list[str] = []
+    if "layer4" in names:
+        frozen.append("layer4")
+    blocks = names.get("blocks")
+    if isinstance(blocks, (nn.ModuleList, nn.Sequential)) and len(blocks) >= 2:
+        n = len(blocks)
+        frozen += [f"blocks.{i}" for i in range(n - max(1, n // 4), n)]
+        if "norm" in names:
+            frozen.append("norm")
+    return frozen
+
+
+def _is_under(name: str, prefixes: Iterable[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def select_parameters(model: nn.Module, trainable: str | ParamFilter = "norm",
+                      frozen_modules: Sequence[str] = ()) -> list[tuple[str, nn.Parameter]]:
+    """Set ``requires_grad`` on the chosen parameters only and return them (name, parameter).
+
+    ``trainable``: ``"norm"`` (affine of norm layers), ``"all"``, a regex on parameter names, or a callable
+    ``(name, param, module) -> bool``. Parameters under ``frozen_modules`` are never trained.
+    """
+    model.requires_grad_(False)
+    chosen: list[tuple[str, nn.Parameter]] = []
+    regex = None
+    if isinstance(trainable, str) and trainable not in ("norm", "all"):
+        try:
+            regex = re.compile(trainable)
+        except re.error as e:
+            raise ValueError(f"trainable={trainable!r} is neither 'norm', 'all' nor a valid regex: {e}") from None
+    for mod_name, module in model.named_modules():
+        for p_name, param in module.named_parameters(recurse=False):
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            if _is_under(full, frozen_modules):
+                continue
+            if trainable == "norm":
+                keep = isinstance(module, NORM_TYPES)
+            elif trainable == "all":
+                keep = True
+            elif regex is not None:
+                keep = bool(regex.search(full))
+            else:
+                keep = bool(trainable(full, param, module))  # type: ignore[operator]
+            if keep:
+                param.requires_grad_(True)
+                chosen.append((full, param))
+    return chosen
+
+
+def infer_num_classes(model: nn.Module) -> int | None:
+    """Output width of the model's last ``nn.Linear``, a good guess for the class count."""
+    last = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            last = m
+    return last.out_features if last is not None else None
+
+
+def module_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

@@ -1,0 +1,148 @@
+"""ETA and EATA (Niu et al., ICML'22): reliable + non-redundant sample selection, entropy re-weighting and,
+for EATA, a Fisher-weighted anti-forgetting penalty.
+
+Constants are scaled by the class count C (the official code hard-codes ImageNet's C = 1000):
+* E0 = 0.4 ln C (reliability threshold and the re-weighting margin);
+* d_margin = 0.05 * sqrt(1000 / C). Our choice: probability vectors are non-negative, so the cosine between a
+  one-hot prediction and a uniform mean is 1/sqrt(C); ImageNet's 0.05 sits at 1.58/sqrt(1000). Kept at 0.05
+  with C = 10 the redundancy filter would reject nearly every confident sample. Pass ``d_margin`` to override.
+
+Fixed relative to the official code: the moving average ``m`` is cleared by ``reset()``; no step is taken
+when the redundancy filter empties the batch (the official code back-propagates a NaN mean then).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from ..objectives import entropy
+from .base import Adapter
+
+__all__ = ["ETA", "EATA", "compute_fisher"]
+
+
+class ETA(Adapter):
+    default_lr = 1e-3
+
+    def __init__(self, model, objective="em", *, e_margin: float | None = None, d_margin: float | None = None,
+                 **kwargs) -> None:
+        super().__init__(model, objective, **kwargs)
+        c = self.num_classes
+        self.e_margin = float(e_margin) if e_margin is not None else 0.4 * math.log(c)
+        self.d_margin = float(d_margin) if d_margin is not None else 0.05 * math.sqrt(1000.0 / c)
+        if not self.e_margin > 0:
+            raise ValueError(f"e_margin must be > 0, got {self.e_margin}")
+        if not self.d_margin > 0:
+            raise ValueError(f"d_margin must be > 0, got {self.d_margin}")
+
+    def init_method_state(self) -> None:
+        self.mean_probs: torch.Tensor | None = None
+        self.num_updates_reliable = 0
+        self.num_updates_final = 0
+
+    def method_state(self) -> dict:
+        return {"mean_probs": self.mean_probs, "reliable": self.num_updates_reliable,
+                "final": self.num_updates_final}
+
+    def load_method_state(self, state: dict) -> None:
+        self.mean_probs = state["mean_probs"]
+        self.num_updates_reliable, self.num_updates_final = int(state["reliable"]), int(state["final"])
+
+    def select(self, logits: torch.Tensor, ent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks (N,) of the reliable samples and of the reliable and non-redundant ones."""
+        reliable = ent < self.e_margin
+        probs = logits.softmax(1)
+        if self.mean_probs is None:
+            final = reliable
+        else:
+            cos = F.cosine_similarity(self.mean_probs.unsqueeze(0), probs, dim=1)
+            final = reliable & (cos.abs() < self.d_margin)
+        self._update_mean(probs[final])
+        return reliable, final
+
+    def _update_mean(self, probs: torch.Tensor) -> None:
+        if probs.shape[0] == 0:
+            return
+        new = probs.mean(0)
+        self.mean_probs = new if self.mean_probs is None else 0.9 * self.mean_probs + 0.1 * new
+
+    def regulariser(self) -> torch.Tensor | None:
+        return None
+
+    def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        with torch.no_grad():
+            ent = entropy(logits.detach())
+            reliable, final = self.select(logits.detach(), ent)
+            weight = torch.exp(-(ent - self.e_margin))
+        per_sample = self.objective_loss(logits, final)
+        n_final = int(final.sum())
+        loss = (weight * per_sample)[final].mean() if n_final else per_sample.sum() * 0
+        reg = self.regulariser()
+        if reg is not None:
+            loss = loss + reg
+        if n_final:
+            self.step(loss)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+        self.num_updates_reliable += int(reliable.sum())
+        self.num_updates_final += n_final
+        self._diag = {"n": x.shape[0], "entropy": ent.mean(), "loss": loss.detach(),
+                      "reliable": int(reliable.sum()), "selected": n_final, "updated": bool(n_final)}
+        return logits.detach()
+
+
+def compute_fisher(model, params, batches: Iterable, device: torch.device, max_samples: int | None = None
+                   ) -> dict[str, torch.Tensor]:
+    """Diagonal Fisher of the trainable parameters from clean data: per batch, cross-entropy against the
+    model's own arg-max labels, squared batch gradient; summed and divided by the number of batches (EATA)."""
+    fisher = {n: torch.zeros_like(p) for n, p in params}
+    n_batches = seen = 0
+    for batch in batches:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if max_samples is not None and seen >= max_samples:
+            break
+        if max_samples is not None:
+            x = x[: max_samples - seen]
+        x = x.to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, logits.argmax(1).detach())
+        grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
+        for (n, _), g in zip(params, grads):
+            if g is not None:
+                fisher[n] += g.detach() ** 2
+        n_batches += 1
+        seen += x.shape[0]
+    if n_batches == 0:
+        raise ValueError("EATA: the Fisher loader yielded no batch of clean samples")
+    return {n: f / n_batches for n, f in fisher.items()}
+
+
+class EATA(ETA):
+    """ETA plus alpha * sum F (theta - theta0)^2, F from ``fisher_loader`` (clean in-distribution batches)."""
+
+    def __init__(self, model, objective="em", *, fisher_loader: Iterable | None = None,
+                 fisher_alpha: float = 2000.0, fisher_size: int | None = 2000, **kwargs) -> None:
+        if fisher_loader is None:
+            raise ValueError("EATA needs fisher_loader=: an iterable of clean (in-distribution) batches for the "
+                             "Fisher regulariser; use 'eta' for the method without it")
+        if not fisher_alpha >= 0:
+            raise ValueError(f"fisher_alpha must be >= 0, got {fisher_alpha}")
+        self._fisher_args = (fisher_loader, fisher_size)
+        self.fisher_alpha = float(fisher_alpha)
+        super().__init__(model, objective, **kwargs)
+
+    def init_method_state(self) -> None:
+        super().init_method_state()
+        if not hasattr(self, "fisher"):
+            loader, size = self._fisher_args
+            self.fisher = compute_fisher(self.model, self.params, loader, self.device, size)
+            self.anchor_params = {n: p.detach().clone() for n, p in self.params}
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def regulariser(self) -> torch.Tensor:
+        return self.fisher_alpha * sum((self.fisher[n] * (p - self.anchor_params[n]) ** 2).sum()
+                                       for n, p in self.params)

@@ -1,0 +1,22 @@
+"""Tent (Wang et al., ICLR'21): minimise the objective averaged over the batch; norm affine parameters."""
+from __future__ import annotations
+
+import torch
+
+from ..objectives import entropy
+from .base import Adapter
+
+__all__ = ["Tent"]
+
+
+class Tent(Adapter):
+    default_lr = 1e-3
+
+    def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        loss = self.objective_loss(logits).mean()
+        self.step(loss)
+        with torch.no_grad():
+            self._diag = {"n": x.shape[0], "entropy": entropy(logits.detach()).mean(), "loss": loss.detach(),
+                          "selected": x.shape[0]}
+        return logits.detach()

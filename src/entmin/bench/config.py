@@ -1,0 +1,119 @@
+"""Typed, immutable description of one benchmark experiment; its hash keys the results store."""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..adapt import ADAPTERS
+from ..data.corruptions import CORRUPTIONS
+from ..objectives import OBJECTIVES
+
+__all__ = ["RunConfig", "PROTOCOLS", "DEFAULT_LR", "load_config_file"]
+
+PROTOCOLS = ("single", "continual")
+# Learning rates for the built-in Fashion-MNIST models at batch 64 (SGD, momentum 0.9); see BENCHMARKS.md
+# for the sweep that chose them. Other datasets default to the hosts' ImageNet values (ViT 1e-3, CNN 2.5e-4).
+DEFAULT_LR = {"cnn": 1e-3, "vit": 1e-3}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    method: str = "tent"
+    objective: str = "em"
+    objective_options: tuple[tuple[str, Any], ...] = ()
+    model: str = "cnn"
+    dataset: str = "fmnist"
+    protocol: str = "single"
+    severity: int = 5
+    corruptions: tuple[str, ...] = tuple(CORRUPTIONS)
+    batch_size: int = 64
+    n_per_domain: int | None = None
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float = 0.9
+    steps: int = 1
+    bank_update: str = "all"
+    method_options: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        def bad(name: str, msg: str) -> None:
+            raise ValueError(f"invalid config field {name!r}: {msg}")
+
+        if self.method not in ADAPTERS:
+            bad("method", f"unknown method {self.method!r}; choose one of {sorted(ADAPTERS)}")
+        if self.objective not in OBJECTIVES and self.objective not in ("dem*",):
+            bad("objective", f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
+        if self.protocol not in PROTOCOLS:
+            bad("protocol", f"{self.protocol!r} is not one of {PROTOCOLS}")
+        if self.severity not in (0, 1, 2, 3, 4, 5):
+            bad("severity", f"must be 0 (clean) to 5, got {self.severity}")
+        for c in self.corruptions:
+            if self.dataset == "fmnist" and c not in CORRUPTIONS and c != "clean":
+                bad("corruptions", f"unknown corruption {c!r}")
+        if not self.corruptions:
+            bad("corruptions", "empty")
+        if self.batch_size < 1:
+            bad("batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.n_per_domain is not None and self.n_per_domain < 1:
+            bad("n_per_domain", f"must be >= 1, got {self.n_per_domain}")
+        if self.lr is not None and not self.lr > 0:
+            bad("lr", f"must be > 0, got {self.lr}")
+        if self.optimizer not in ("sgd", "adam"):
+            bad("optimizer", f"must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.steps < 1:
+            bad("steps", f"must be >= 1, got {self.steps}")
+        if self.bank_update not in ("all", "selected"):
+            bad("bank_update", f"must be 'all' or 'selected', got {self.bank_update!r}")
+        if self.dataset not in ("fmnist", "cifar10c", "imagenetc"):
+            bad("dataset", f"must be fmnist, cifar10c or imagenetc, got {self.dataset!r}")
+
+    @property
+    def effective_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR.get(self.model, 1e-3)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["corruptions"] = list(self.corruptions)
+        d["objective_options"] = dict(self.objective_options)
+        d["method_options"] = dict(self.method_options)
+        d["lr"] = self.effective_lr
+        return d
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        obj = self.objective
+        if self.objective_options:
+            obj += "(" + ",".join(f"{k}={v}" for k, v in self.objective_options) + ")"
+        return f"{self.method}+{obj}" if self.method not in ("source", "bn") else self.method
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}; valid fields: {sorted(known)}")
+        d = dict(d)
+        for k in ("objective_options", "method_options"):
+            if k in d and isinstance(d[k], dict):
+                d[k] = tuple(sorted(d[k].items()))
+        if "corruptions" in d:
+            d["corruptions"] = tuple(d["corruptions"])
+        return cls(**d)
+
+
+def load_config_file(path: str | Path) -> RunConfig:
+    """Read a TOML experiment description safely (no code execution)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"cannot read config {path}: {e}") from None
+    return RunConfig.from_dict(data)

@@ -1,0 +1,179 @@
+"""Tables (Markdown, CSV) and plots (PNG) computed from the results store only."""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_table", "table_markdown", "write_csv", "plot_per_corruption", "plot_continual_stream",
+           "plot_class_distribution", "ABBREV"]
+
+ABBREV = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impul", "defocus_blur": "Defcs",
+          "glass_blur": "Gls", "motion_blur": "Mtn", "zoom_blur": "Zm", "snow": "Snw", "frost": "Frst", "fog": "Fg",
+          "brightness": "Brt", "contrast": "Cnt", "elastic_transform": "Els", "pixelate": "Px",
+          "jpeg_compression": "Jpg", "clean": "Clean"}
+
+
+def _key(cfg: dict[str, Any]) -> tuple:
+    return (cfg["model"], cfg["protocol"], cfg["method"], cfg["objective"],
+            tuple(sorted(cfg.get("objective_options", {}).items())), cfg.get("lr"))
+
+
+def build_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per configuration: per-domain accuracy (mean over seeds) and mean +- std over seeds."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[r["config_hash"]].append(r)
+    out = []
+    for h, rs in groups.items():
+        cfg = rs[0]["config"]
+        domains = cfg["corruptions"]
+        by_seed: dict[int, dict[str, float]] = defaultdict(dict)
+        for r in rs:
+            by_seed[r["seed"]][r["domain"]] = r["accuracy"]
+        complete = {s: d for s, d in by_seed.items() if all(c in d for c in domains)}
+        per_domain = {c: _mean([d[c] for d in by_seed.values() if c in d]) for c in domains}
+        seed_means = [_mean(list(d.values())) for d in complete.values()]
+        obj = cfg["objective"] + ("(" + ",".join(f"{k}={v}" for k, v in cfg["objective_options"].items()) + ")"
+                                  if cfg.get("objective_options") else "")
+        out.append({"hash": h, "config": cfg, "model": cfg["model"], "protocol": cfg["protocol"],
+                    "method": cfg["method"], "objective": obj if cfg["method"] not in ("source", "bn") else "-",
+                    "lr": cfg.get("lr"), "per_domain": per_domain, "mean": _mean(seed_means),
+                    "std": _std(seed_means), "seeds": sorted(complete), "partial_seeds": sorted(set(by_seed) - set(complete)),
+                    "wall_seconds": sum(r["wall_seconds"] for r in rs)})
+    order = {"source": 0, "bn": 1, "tent": 2, "eta": 3, "eata": 4, "sar": 5, "deyo": 6}
+    out.sort(key=lambda e: (e["model"], e["protocol"], order.get(e["method"], 9), e["objective"], e["lr"] or 0))
+    return out
+
+
+def _mean(v: list[float]) -> float:
+    return sum(v) / len(v) if v else float("nan")
+
+
+def _std(v: list[float]) -> float:
+    if len(v) < 2:
+        return 0.0
+    m = _mean(v)
+    return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+
+def table_markdown(entries: list[dict[str, Any]], *, per_domain: bool = True, show_lr: bool = True) -> str:
+    """Paper-style table (accuracy %): one block per (model, protocol); delta against the host's EM row."""
+    lines: list[str] = []
+    blocks: dict[tuple, list] = defaultdict(list)
+    for e in entries:
+        blocks[(e["model"], e["protocol"])].append(e)
+    for (model, protocol), es in blocks.items():
+        domains = es[0]["config"]["corruptions"]
+        lines.append(f"\n**{model}, {protocol}** (severity {es[0]['config']['severity']}, "
+                     f"{es[0]['config']['n_per_domain'] or 'all'} images/domain, batch {es[0]['config']['batch_size']})\n")
+        head = ["method", "objective"] + (["lr"] if show_lr else []) + (
+            [ABBREV.get(d, d) for d in domains] if per_domain else []) + ["mean ± std", "Δ vs EM", "seeds"]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        em = {(e["method"], e["lr"]): e["mean"] for e in es if e["objective"] == "em"}
+        em_any = {e["method"]: e["mean"] for e in es if e["objective"] == "em"}
+        for e in es:
+            base = em.get((e["method"], e["lr"]), em_any.get(e["method"]))
+            delta = "" if e["objective"] in ("em", "-") or base is None or math.isnan(e["mean"]) else \
+                f"{100 * (e['mean'] - base):+.1f}"
+            cells = [e["method"], e["objective"]] + ([f"{e['lr']:g}" if e["method"] not in ("source", "bn") else "-"]
+                                                     if show_lr else [])
+            if per_domain:
+                cells += [f"{100 * e['per_domain'][d]:.1f}" for d in domains]
+            cells += [f"{100 * e['mean']:.1f} ± {100 * e['std']:.1f}" if not math.isnan(e["mean"]) else "n/a",
+                      delta, str(len(e["seeds"]))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines).strip() + "\n"
+
+
+def write_csv(entries: list[dict[str, Any]], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    domains = sorted({d for e in entries for d in e["per_domain"]})
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "protocol", "method", "objective", "lr", "mean", "std", "seeds"] + domains)
+        for e in entries:
+            w.writerow([e["model"], e["protocol"], e["method"], e["objective"], e["lr"], f"{e['mean']:.5f}",
+                        f"{e['std']:.5f}", len(e["seeds"])] + [f"{e['per_domain'].get(d, float('nan')):.5f}"
+                                                               for d in domains])
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_per_corruption(entries: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
+    plt = _plt()
+    domains = entries[0]["config"]["corruptions"]
+    fig, ax = plt.subplots(figsize=(max(8, len(domains) * 0.9), 4))
+    width = 0.8 / max(1, len(entries))
+    for i, e in enumerate(entries):
+        xs = [j + i * width for j in range(len(domains))]
+        ax.bar(xs, [100 * e["per_domain"][d] for d in domains], width, label=f"{e['method']}+{e['objective']}")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(domains))], [ABBREV.get(d, d) for d in domains])
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_continual_stream(rows: list[dict[str, Any]], path: str | Path, window: int = 10, title: str = "") -> None:
+    """Batch accuracy along the continual stream (moving average), one line per configuration (seed 1st)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    groups: dict[str, list] = defaultdict(list)
+    for r in rows:
+        if r["config"]["protocol"] == "continual":
+            groups[r["config_hash"]].append(r)
+    bounds_drawn = False
+    for h, rs in groups.items():
+        seed = min(r["seed"] for r in rs)
+        rs = sorted((r for r in rs if r["seed"] == seed), key=lambda r: r["position"])
+        acc, edges = [], []
+        for r in rs:
+            acc += r["metrics"]["batch_acc"]
+            edges.append(len(acc))
+        sm = [sum(acc[max(0, i - window + 1):i + 1]) / len(acc[max(0, i - window + 1):i + 1]) for i in range(len(acc))]
+        cfg = rs[0]["config"]
+        ax.plot([100 * a for a in sm], label=f"{cfg['method']}+{cfg['objective']} (lr {cfg['lr']:g})", lw=1)
+        if not bounds_drawn:
+            for e in edges[:-1]:
+                ax.axvline(e, color="grey", lw=0.3)
+            bounds_drawn = True
+    ax.set_xlabel("batch along the stream (15 corruptions in order)")
+    ax.set_ylabel(f"accuracy (%), {window}-batch average")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_class_distribution(rows_by_label: dict[str, list[int]], path: str | Path, title: str = "") -> None:
+    """Sorted predicted-class proportions (the paper's easy-class-bias picture, Fig. 2 right)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, hist in rows_by_label.items():
+        tot = sum(hist) or 1
+        props = sorted((h / tot for h in hist), reverse=True)
+        ax.plot(range(1, len(props) + 1), props, marker="o", label=label)
+    ax.axhline(1 / max(1, len(next(iter(rows_by_label.values())))), color="grey", ls="--", lw=0.8,
+               label="balanced (true)")
+    ax.set_xlabel("predicted class, sorted by frequency")
+    ax.set_ylabel("proportion of predictions")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

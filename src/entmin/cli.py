@@ -1,0 +1,242 @@
+"""The ``entmin`` command: train-source, corrupt, contact-sheet, run, compare, report, rewards."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(help="entmin: entropy minimisation toolkit (objectives, test-time adaptation, benchmarks).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+DEFAULT_STORE = Path("results/entmin.sqlite")
+
+
+def _split(s: str) -> list[str]:
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(2)
+
+
+def _threads(n: Optional[int]) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+@app.command("train-source")
+def train_source_cmd(model: str = typer.Option("cnn", help="cnn or vit"), seed: int = 0,
+                     epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+                     out: Optional[Path] = typer.Option(None, help="checkpoint path (default: the committed one)"),
+                     data_dir: Optional[str] = None, device: str = "cpu") -> None:
+    """Train a built-in source model on clean Fashion-MNIST and write the checkpoint + metadata JSON."""
+    from .models.checkpoints import CHECKPOINT_DIR
+    from .training.source import train_source
+
+    path = out or CHECKPOINT_DIR / f"fmnist_{model}.pt"
+    cmd = "entmin " + " ".join(sys.argv[1:])
+    try:
+        meta = train_source(model, path, seed=seed, epochs=epochs, data_dir=data_dir, device=device,
+                            progress=console.print, command=cmd)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"saved {path}: clean test accuracy {meta['clean_test_accuracy']:.4f}")
+
+
+@app.command()
+def corrupt(data_dir: Optional[str] = None, cache_dir: Optional[str] = None,
+            severities: str = typer.Option("1,2,3,4,5"), corruptions: str = typer.Option("all")) -> None:
+    """Build (or verify) the Fashion-MNIST-C cache: 15 corruptions x 5 severities of the 10,000 test images."""
+    from .data.cache import FMNISTC
+    from .data.corruptions import CORRUPTIONS
+
+    names = list(CORRUPTIONS) if corruptions == "all" else _split(corruptions)
+    sev = [int(s) for s in _split(severities)]
+    ds = FMNISTC(data_dir, cache_dir)
+    try:
+        with _progress() as prog:
+            task = prog.add_task("corrupting", total=len(names) * len(sev))
+            ds.build_all(names, sev, progress=lambda c, s: prog.update(task, advance=1, description=f"{c}-{s}"))
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"cache ready at {ds.root}")
+
+
+@app.command("contact-sheet")
+def contact_sheet(out: Path = Path("results/contact_sheet.png"), index: int = 0, data_dir: Optional[str] = None,
+                  cache_dir: Optional[str] = None) -> None:
+    """PNG grid of one test image: rows = corruptions, columns = severities 1-5 (plus the clean image)."""
+    from .plots import contact_sheet as draw
+
+    draw(out, index=index, data_dir=data_dir, cache_dir=cache_dir)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def rewards(out: Path = Path("results/reward_curves.png"), num_classes: int = 10) -> None:
+    """Draw the reward-collapse curves of EM, CADF, DEM(tau, alpha) and AdaDEM (paper Fig. 2-4 left)."""
+    from .plots import reward_figure
+
+    reward_figure(out, num_classes)
+    console.print(f"wrote {out}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _run_grid(configs, seeds, store_path, data_dir, cache_dir, device):
+    from .bench.runner import run_experiment
+    from .bench.store import ResultStore
+    from .utils import resolve_device
+
+    store = ResultStore(store_path)
+    dev = resolve_device(device)
+    total = sum(len(c.corruptions) for c in configs) * len(seeds)
+    with _progress() as prog:
+        task = prog.add_task("benchmark", total=total)
+        for cfg in configs:
+            done = sum(len(store.done(cfg.hash, s) & set(cfg.corruptions)) for s in seeds)
+            prog.update(task, advance=done)
+            run_experiment(cfg, seeds, store, data_dir=data_dir, cache_dir=cache_dir, device=dev,
+                           progress=lambda label, seed, dom, acc: prog.update(
+                               task, advance=1, description=f"{label} seed {seed} {dom}: {100 * acc:.1f}%"))
+    return store
+
+
+def _configs(methods, objectives, protocols, models, **common):
+    from .bench.config import RunConfig
+
+    out = []
+    for model in models:
+        for protocol in protocols:
+            for method in methods:
+                objs = ["em"] if method in ("source", "bn") else objectives
+                for obj in objs:
+                    out.append(RunConfig(method=method, objective=obj, protocol=protocol, model=model, **common))
+    return out
+
+
+@app.command()
+def run(method: str = "tent", objective: str = "em", model: str = "cnn", protocol: str = "single",
+        seeds: str = "1", severity: int = 5, batch_size: int = 64, lr: Optional[float] = None,
+        n_per_domain: Optional[int] = None, corruptions: str = "all", tau: Optional[float] = None,
+        alpha: Optional[float] = None, config: Optional[Path] = typer.Option(None, help="TOML experiment file"),
+        store: Path = DEFAULT_STORE, data_dir: Optional[str] = None, cache_dir: Optional[str] = None,
+        device: str = "auto", threads: Optional[int] = None) -> None:
+    """Run one method with one objective on one protocol; prints its per-corruption table."""
+    from .bench.config import RunConfig, load_config_file
+    from .bench.report import build_table, table_markdown
+    from .data.corruptions import CORRUPTIONS
+
+    _threads(threads)
+    try:
+        if config:
+            cfg = load_config_file(config)
+        else:
+            opts = tuple(sorted({k: v for k, v in (("tau", tau), ("alpha", alpha)) if v is not None}.items()))
+            cfg = RunConfig(method=method, objective=objective, objective_options=opts, model=model,
+                            protocol=protocol, severity=severity, batch_size=batch_size, lr=lr,
+                            n_per_domain=n_per_domain,
+                            corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
+        st = _run_grid([cfg], [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    print(table_markdown(build_table(st.cells(cfg.hash))))
+
+
+@app.command()
+def compare(methods: str = "source,tent", objectives: str = "em,adadem", protocols: str = "single,continual",
+            models: str = "cnn", seeds: str = "1,2,3", severity: int = 5, batch_size: int = 64,
+            lr: Optional[float] = None, n_per_domain: Optional[int] = None, corruptions: str = "all",
+            store: Path = DEFAULT_STORE, out: Path = Path("results"), data_dir: Optional[str] = None,
+            cache_dir: Optional[str] = None, device: str = "auto", threads: Optional[int] = None) -> None:
+    """Grid of methods x objectives x protocols x models x seeds; writes the paper-style table and plots."""
+    from .data.corruptions import CORRUPTIONS
+
+    _threads(threads)
+    try:
+        cfgs = _configs(_split(methods), _split(objectives), _split(protocols), _split(models), severity=severity,
+                        batch_size=batch_size, lr=lr, n_per_domain=n_per_domain,
+                        corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
+        st = _run_grid(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    _report(st, out, {c.hash for c in cfgs})
+
+
+def _report(store, out: Path, hashes: Optional[set] = None) -> None:
+    from .bench.report import (build_table, plot_class_distribution, plot_continual_stream, plot_per_corruption,
+                               table_markdown, write_csv)
+
+    rows = [r for r in store.cells() if hashes is None or r["config_hash"] in hashes]
+    if not rows:
+        _fail(f"no results in {store.path}")
+    entries = build_table(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    md = table_markdown(entries)
+    (out / "table.md").write_text(md)
+    write_csv(entries, out / "table.csv")
+    for (model, protocol) in sorted({(e["model"], e["protocol"]) for e in entries}):
+        es = [e for e in entries if e["model"] == model and e["protocol"] == protocol]
+        plot_per_corruption(es, out / f"per_corruption_{model}_{protocol}.png", f"{model}, {protocol}")
+        hists = {}
+        for e in es:
+            if e["method"] in ("source", "tent") or e["objective"] in ("em", "adadem"):
+                first = [r for r in rows if r["config_hash"] == e["hash"] and r["position"] == 0]
+                if first:
+                    hists[f"{e['method']}+{e['objective']}"] = first[0]["metrics"]["pred_hist"]
+        if hists:
+            dom = es[0]["config"]["corruptions"][0]
+            plot_class_distribution(hists, out / f"class_distribution_{model}_{protocol}.png",
+                                    f"predicted classes on {dom} ({model}, {protocol})")
+    cont = [r for r in rows if r["config"]["protocol"] == "continual"]
+    for model in sorted({r["config"]["model"] for r in cont}):
+        plot_continual_stream([r for r in cont if r["config"]["model"] == model],
+                              out / f"continual_stream_{model}.png", title=f"{model}, continual")
+    print(md)
+    console.print(f"tables and plots written to {out}/")
+
+
+@app.command()
+def report(store: Path = DEFAULT_STORE, out: Path = Path("results")) -> None:
+    """Rebuild tables (Markdown, CSV) and plots (PNG) from a results store."""
+    from .bench.store import ResultStore
+
+    if not store.is_file():
+        _fail(f"results store not found: {store}")
+    _report(ResultStore(store), out)
+
+
+@app.command()
+def info() -> None:
+    """Versions, device, data location and committed checkpoints."""
+    import torch
+
+    from . import __version__
+    from .models.checkpoints import CHECKPOINT_DIR
+
+    d = {"entmin": __version__, "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+    try:
+        from .data.fashion_mnist import find_data_dir
+
+        d["fashion_mnist"] = str(find_data_dir())
+    except FileNotFoundError as e:
+        d["fashion_mnist"] = f"missing: {e}"
+    d["checkpoints"] = {p.name: json.loads(p.read_text()).get("clean_test_accuracy")
+                        for p in sorted(CHECKPOINT_DIR.glob("*.json"))}
+    print(json.dumps(d, indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,113 @@
+"""Fashion-MNIST-C: the corrupted test splits, built once and cached outside git with checksums.
+
+Layout: ``<cache>/fmnist-c/seed<seed>/<corruption>-<severity>.npy`` (uint8, (N, 32, 32)) and a
+``manifest.json`` with each file's sha256. A split is rebuilt when its file is missing or its checksum
+does not match (a truncated write or a corrupted disk never yields silently wrong data).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .fashion_mnist import load_fashion_mnist
+
+__all__ = ["default_cache_dir", "FMNISTC", "CACHE_VERSION"]
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ENTMIN_CACHE", Path.home() / ".cache" / "entmin"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+class FMNISTC:
+    """Corrupted Fashion-MNIST test splits (and the clean split, severity 0) as float tensors in [0, 1]."""
+
+    def __init__(self, data_dir: str | Path | None = None, cache_dir: str | Path | None = None, seed: int = 0) -> None:
+        self.data_dir = data_dir
+        self.seed = int(seed)
+        self.root = Path(cache_dir or default_cache_dir()) / "fmnist-c" / f"v{CACHE_VERSION}-seed{self.seed}"
+        self._clean: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def _manifest(self) -> dict[str, str]:
+        if self.manifest_path.is_file():
+            try:
+                return json.loads(self.manifest_path.read_text())
+            except json.JSONDecodeError:
+                return {}
+        return {}
+
+    def clean(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._clean is None:
+            self._clean = load_fashion_mnist("test", self.data_dir)
+        return self._clean
+
+    def labels(self) -> torch.Tensor:
+        return self.clean()[1]
+
+    def path(self, corruption: str, severity: int) -> Path:
+        return self.root / f"{corruption}-{severity}.npy"
+
+    def is_valid(self, corruption: str, severity: int) -> bool:
+        p = self.path(corruption, severity)
+        return p.is_file() and self._manifest().get(p.name) == _sha256(p)
+
+    def build(self, corruption: str, severity: int, chunk: int = 2000) -> Path:
+        x, _ = self.clean()
+        parts = [corrupt(x[i:i + chunk], corruption, severity, seed=self.seed * 1_000_003 + i // chunk)
+                 for i in range(0, len(x), chunk)]
+        arr = np.uint8(np.round(torch.cat(parts)[:, 0].numpy() * 255))
+        p = self.path(corruption, severity)
+        _atomic_save(p, arr)
+        man = self._manifest()
+        man[p.name] = _sha256(p)
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(man, indent=1, sort_keys=True))
+        os.replace(tmp, self.manifest_path)
+        return p
+
+    def build_all(self, corruptions=None, severities=SEVERITIES,
+                  progress: Callable[[str, int], None] | None = None) -> None:
+        for c in corruptions or CORRUPTIONS:
+            for s in severities:
+                if not self.is_valid(c, s):
+                    self.build(c, s)
+                if progress:
+                    progress(c, s)
+
+    def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (N, 1, 32, 32) float32 in [0, 1], labels). Severity 0 or corruption 'clean' = clean test set."""
+        if corruption == "clean" or severity == 0:
+            return self.clean()
+        if corruption not in CORRUPTIONS:
+            raise ValueError(f"unknown corruption {corruption!r}; choose one of {list(CORRUPTIONS)}")
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be in 1..5, got {severity}")
+        if not self.is_valid(corruption, severity):
+            self.build(corruption, severity)
+        arr = np.load(self.path(corruption, severity), allow_pickle=False)
+        return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(1), self.labels()
