@@ -5,8 +5,7 @@ import warnings
 import pytest
 import torch
 
-from entmin.objectives import (AdaDEM, DEM, cadf, dem, em_surrogate, entropy, get_objective, gmc,
-                               update_mec_bank)
+from entmin.objectives import DEM, AdaDEM, cadf, dem, em_surrogate, entropy, get_objective, gmc, update_mec_bank
 
 
 def grad_of(fn, z):

@@ -1,8 +1,19 @@
 """entmin: entropy minimisation for test-time adaptation, accuracy estimation and training."""
 from __future__ import annotations
 
-from .objectives import AdaDEM, DEM, EM, MinEnt, MixEnt, cadf, dem, entropy, get_objective, gmc
+from .objectives import DEM, EM, AdaDEM, MinEnt, MixEnt, cadf, dem, entropy, get_objective, gmc
 
 __version__ = "0.1.0"
-__all__ = ["AdaDEM", "DEM", "EM", "MinEnt", "MixEnt", "cadf", "dem", "entropy", "get_objective", "gmc",
-           "__version__"]
+__all__ = [
+           "DEM",
+           "EM",
+           "AdaDEM",
+           "MinEnt",
+           "MixEnt",
+           "__version__",
+           "cadf",
+           "dem",
+           "entropy",
+           "get_objective",
+           "gmc",
+]

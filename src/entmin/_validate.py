@@ -9,7 +9,7 @@ import math
 
 import torch
 
-__all__ = ["check_logits", "compute_dtype", "check_positive", "check_range"]
+__all__ = ["check_logits", "check_positive", "check_range", "compute_dtype"]
 
 
 def check_logits(logits: torch.Tensor, *, name: str = "logits", num_classes: int | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -26,7 +25,7 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def _threads(n: Optional[int]) -> None:
+def _threads(n: int | None) -> None:
     import torch
 
     if n:
@@ -35,9 +34,9 @@ def _threads(n: Optional[int]) -> None:
 
 @app.command("train-source")
 def train_source_cmd(model: str = typer.Option("cnn", help="cnn or vit"), seed: int = 0,
-                     epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
-                     out: Optional[Path] = typer.Option(None, help="checkpoint path (default: the committed one)"),
-                     data_dir: Optional[str] = None, device: str = "cpu") -> None:
+                     epochs: int | None = typer.Option(None, help="override the recipe's epochs"),
+                     out: Path | None = typer.Option(None, help="checkpoint path (default: the committed one)"),
+                     data_dir: str | None = None, device: str = "cpu") -> None:
     """Train a built-in source model on clean Fashion-MNIST and write the checkpoint + metadata JSON."""
     from .models.checkpoints import CHECKPOINT_DIR
     from .training.source import train_source
@@ -53,7 +52,7 @@ def train_source_cmd(model: str = typer.Option("cnn", help="cnn or vit"), seed: 
 
 
 @app.command()
-def corrupt(data_dir: Optional[str] = None, cache_dir: Optional[str] = None,
+def corrupt(data_dir: str | None = None, cache_dir: str | None = None,
             severities: str = typer.Option("1,2,3,4,5"), corruptions: str = typer.Option("all")) -> None:
     """Build (or verify) the Fashion-MNIST-C cache: 15 corruptions x 5 severities of the 10,000 test images."""
     from .data.cache import FMNISTC
@@ -72,8 +71,8 @@ def corrupt(data_dir: Optional[str] = None, cache_dir: Optional[str] = None,
 
 
 @app.command("contact-sheet")
-def contact_sheet(out: Path = Path("results/contact_sheet.png"), index: int = 0, data_dir: Optional[str] = None,
-                  cache_dir: Optional[str] = None) -> None:
+def contact_sheet(out: Path = Path("results/contact_sheet.png"), index: int = 0, data_dir: str | None = None,
+                  cache_dir: str | None = None) -> None:
     """PNG grid of one test image: rows = corruptions, columns = severities 1-5 (plus the clean image)."""
     from .plots import contact_sheet as draw
 
@@ -129,11 +128,11 @@ def _configs(methods, objectives, protocols, models, **common):
 
 @app.command()
 def run(method: str = "tent", objective: str = "em", model: str = "cnn", protocol: str = "single",
-        seeds: str = "1", severity: int = 5, batch_size: int = 64, lr: Optional[float] = None,
-        n_per_domain: Optional[int] = None, corruptions: str = "all", tau: Optional[float] = None,
-        alpha: Optional[float] = None, config: Optional[Path] = typer.Option(None, help="TOML experiment file"),
-        store: Path = DEFAULT_STORE, data_dir: Optional[str] = None, cache_dir: Optional[str] = None,
-        device: str = "auto", threads: Optional[int] = None) -> None:
+        seeds: str = "1", severity: int = 5, batch_size: int = 64, lr: float | None = None,
+        n_per_domain: int | None = None, corruptions: str = "all", tau: float | None = None,
+        alpha: float | None = None, config: Path | None = typer.Option(None, help="TOML experiment file"),
+        store: Path = DEFAULT_STORE, data_dir: str | None = None, cache_dir: str | None = None,
+        device: str = "auto", threads: int | None = None) -> None:
     """Run one method with one objective on one protocol; prints its per-corruption table."""
     from .bench.config import RunConfig, load_config_file
     from .bench.report import build_table, table_markdown
@@ -158,9 +157,9 @@ def run(method: str = "tent", objective: str = "em", model: str = "cnn", protoco
 @app.command()
 def compare(methods: str = "source,tent", objectives: str = "em,adadem", protocols: str = "single,continual",
             models: str = "cnn", seeds: str = "1,2,3", severity: int = 5, batch_size: int = 64,
-            lr: Optional[float] = None, n_per_domain: Optional[int] = None, corruptions: str = "all",
-            store: Path = DEFAULT_STORE, out: Path = Path("results"), data_dir: Optional[str] = None,
-            cache_dir: Optional[str] = None, device: str = "auto", threads: Optional[int] = None) -> None:
+            lr: float | None = None, n_per_domain: int | None = None, corruptions: str = "all",
+            store: Path = DEFAULT_STORE, out: Path = Path("results"), data_dir: str | None = None,
+            cache_dir: str | None = None, device: str = "auto", threads: int | None = None) -> None:
     """Grid of methods x objectives x protocols x models x seeds; writes the paper-style table and plots."""
     from .data.corruptions import CORRUPTIONS
 
@@ -175,9 +174,15 @@ def compare(methods: str = "source,tent", objectives: str = "em,adadem", protoco
     _report(st, out, {c.hash for c in cfgs})
 
 
-def _report(store, out: Path, hashes: Optional[set] = None) -> None:
-    from .bench.report import (build_table, plot_class_distribution, plot_continual_stream, plot_per_corruption,
-                               table_markdown, write_csv)
+def _report(store, out: Path, hashes: set | None = None) -> None:
+    from .bench.report import (
+        build_table,
+        plot_class_distribution,
+        plot_continual_stream,
+        plot_per_corruption,
+        table_markdown,
+        write_csv,
+    )
 
     rows = [r for r in store.cells() if hashes is None or r["config_hash"] in hashes]
     if not rows:

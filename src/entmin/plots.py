@@ -50,7 +50,7 @@ def reward_figure(out: str | Path, num_classes: int = 10) -> None:
     AdaDEM keep rewarding confident predictions (paper Fig. 2 left, Fig. 3/4 left)."""
     import warnings
 
-    from .objectives import AdaDEM, DEM, cadf, entropy, reward_curve
+    from .objectives import DEM, AdaDEM, cadf, entropy, reward_curve
 
     plt = _plt()
     probs = torch.linspace(1.0 / num_classes + 1e-3, 0.999, 300, dtype=torch.float64)

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "resolve_device"]
+__all__ = ["resolve_device", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:

@@ -21,9 +21,26 @@ from .norm import BNAdapter, SourceAdapter
 from .sar import SAR
 from .tent import Tent
 
-__all__ = ["ADAPTERS", "Adapter", "OptimizerConfig", "make_adapter", "SourceAdapter", "BNAdapter", "Tent",
-           "ETA", "EATA", "SAR", "DeYO", "compute_fisher", "patch_shuffle", "build_optimizer",
-           "default_frozen_modules", "norm_layers", "select_parameters", "use_batch_statistics"]
+__all__ = [
+    "ADAPTERS",
+    "EATA",
+    "ETA",
+    "SAR",
+    "Adapter",
+    "BNAdapter",
+    "DeYO",
+    "OptimizerConfig",
+    "SourceAdapter",
+    "Tent",
+    "build_optimizer",
+    "compute_fisher",
+    "default_frozen_modules",
+    "make_adapter",
+    "norm_layers",
+    "patch_shuffle",
+    "select_parameters",
+    "use_batch_statistics",
+]
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "source": SourceAdapter, "bn": BNAdapter, "tent": Tent, "eta": ETA, "eata": EATA, "sar": SAR, "deyo": DeYO,

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..objectives import AdaDEM, entropy, get_objective
-from .configure import (has_batchnorm, infer_num_classes, module_device, norm_layers, select_parameters,
-                        use_batch_statistics)
+from .configure import (
+    has_batchnorm,
+    infer_num_classes,
+    module_device,
+    norm_layers,
+    select_parameters,
+    use_batch_statistics,
+)
 
 __all__ = ["Adapter", "OptimizerConfig", "build_optimizer"]
 

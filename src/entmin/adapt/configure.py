@@ -7,13 +7,21 @@ parameters of BatchNorm/LayerNorm/GroupNorm layers are the default trainable set
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["NORM_TYPES", "BN_TYPES", "norm_layers", "has_batchnorm", "use_batch_statistics",
-           "select_parameters", "default_frozen_modules", "infer_num_classes"]
+__all__ = [
+    "BN_TYPES",
+    "NORM_TYPES",
+    "default_frozen_modules",
+    "has_batchnorm",
+    "infer_num_classes",
+    "norm_layers",
+    "select_parameters",
+    "use_batch_statistics",
+]
 
 BN_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
 NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..objectives import entropy
 from .base import Adapter
 
-__all__ = ["DeYO", "patch_shuffle", "pixel_shuffle", "occlude"]
+__all__ = ["DeYO", "occlude", "patch_shuffle", "pixel_shuffle"]
 
 
 def patch_shuffle(x: torch.Tensor, patch_len: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -41,7 +41,7 @@ def pixel_shuffle(x: torch.Tensor, generator: torch.Generator | None = None) -> 
 
 def occlude(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill the central half-size window with the per-image channel mean (the official 112 of 224)."""
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
     y = x.clone()
     y[:, :, h // 4: h // 4 + h // 2, w // 4: w // 4 + w // 2] = x.mean((2, 3), keepdim=True)
     return y

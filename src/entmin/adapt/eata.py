@@ -13,7 +13,7 @@ when the redundancy filter empties the batch (the official code back-propagates 
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..objectives import entropy
 from .base import Adapter
 
-__all__ = ["ETA", "EATA", "compute_fisher"]
+__all__ = ["EATA", "ETA", "compute_fisher"]
 
 
 class ETA(Adapter):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .base import Adapter
 
-__all__ = ["SourceAdapter", "BNAdapter"]
+__all__ = ["BNAdapter", "SourceAdapter"]
 
 
 class SourceAdapter(Adapter):

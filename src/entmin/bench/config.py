@@ -12,7 +12,7 @@ from ..adapt import ADAPTERS
 from ..data.corruptions import CORRUPTIONS
 from ..objectives import OBJECTIVES
 
-__all__ = ["RunConfig", "PROTOCOLS", "DEFAULT_LR", "load_config_file"]
+__all__ = ["DEFAULT_LR", "PROTOCOLS", "RunConfig", "load_config_file"]
 
 PROTOCOLS = ("single", "continual")
 # Learning rates for the built-in Fashion-MNIST models at batch 64 (SGD, momentum 0.9); see BENCHMARKS.md
@@ -95,7 +95,7 @@ class RunConfig:
         return f"{self.method}+{obj}" if self.method not in ("source", "bn") else self.method
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -7,8 +7,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_table", "table_markdown", "write_csv", "plot_per_corruption", "plot_continual_stream",
-           "plot_class_distribution", "ABBREV"]
+__all__ = [
+    "ABBREV",
+    "build_table",
+    "plot_class_distribution",
+    "plot_continual_stream",
+    "plot_per_corruption",
+    "table_markdown",
+    "write_csv",
+]
 
 ABBREV = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impul", "defocus_blur": "Defcs",
           "glass_blur": "Gls", "motion_blur": "Mtn", "zoom_blur": "Zm", "snow": "Snw", "frost": "Frst", "fog": "Fg",
@@ -137,7 +144,7 @@ def plot_continual_stream(rows: list[dict[str, Any]], path: str | Path, window: 
         if r["config"]["protocol"] == "continual":
             groups[r["config_hash"]].append(r)
     bounds_drawn = False
-    for h, rs in groups.items():
+    for rs in groups.values():
         seed = min(r["seed"] for r in rs)
         rs = sorted((r for r in rs if r["seed"] == seed), key=lambda r: r["position"])
         acc, edges = [], []

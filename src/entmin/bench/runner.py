@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -23,7 +23,7 @@ from ..utils import seed_everything
 from .config import RunConfig
 from .store import ResultStore
 
-__all__ = ["run_experiment", "DataSource", "batch_bounds"]
+__all__ = ["DataSource", "batch_bounds", "run_experiment"]
 
 
 class DataSource:

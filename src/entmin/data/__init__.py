@@ -5,5 +5,17 @@ from .fashion_mnist import FMNIST_CLASSES, find_data_dir, load_fashion_mnist
 from .formats import load_cifar10c, load_imagenetc
 from .idx import IDXError, read_idx
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "FMNISTC", "FMNIST_CLASSES", "IDXError", "corrupt", "default_cache_dir",
-           "find_data_dir", "load_cifar10c", "load_fashion_mnist", "load_imagenetc", "read_idx"]
+__all__ = [
+           "CORRUPTIONS",
+           "FMNISTC",
+           "FMNIST_CLASSES",
+           "SEVERITIES",
+           "IDXError",
+           "corrupt",
+           "default_cache_dir",
+           "find_data_dir",
+           "load_cifar10c",
+           "load_fashion_mnist",
+           "load_imagenetc",
+           "read_idx",
+]

@@ -10,8 +10,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ import torch
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from .fashion_mnist import load_fashion_mnist
 
-__all__ = ["default_cache_dir", "FMNISTC", "CACHE_VERSION"]
+__all__ = ["CACHE_VERSION", "FMNISTC", "default_cache_dir"]
 
 CACHE_VERSION = 1
 

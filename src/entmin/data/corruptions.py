@@ -15,14 +15,14 @@ Input and output: float tensors (N, 1, H, W) in [0, 1]; every corruption is dete
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-__all__ = ["CORRUPTIONS", "corrupt", "SEVERITIES", "plasma_fractal"]
+__all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "plasma_fractal"]
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

@@ -13,7 +13,7 @@ import torch
 
 from .idx import read_idx
 
-__all__ = ["FMNIST_CLASSES", "DEFAULT_DIRS", "find_data_dir", "load_fashion_mnist", "pad_to_32"]
+__all__ = ["DEFAULT_DIRS", "FMNIST_CLASSES", "find_data_dir", "load_fashion_mnist", "pad_to_32"]
 
 FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                   "Ankle boot")

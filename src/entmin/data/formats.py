@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["load_cifar10c", "load_imagenetc", "IMAGE_EXTENSIONS"]
+__all__ = ["IMAGE_EXTENSIONS", "load_cifar10c", "load_imagenetc"]
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 

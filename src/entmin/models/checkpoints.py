@@ -11,8 +11,14 @@ from torch import nn
 
 from .small import build_model
 
-__all__ = ["CHECKPOINT_DIR", "sha256_of", "save_checkpoint", "load_checkpoint", "load_source_model",
-           "checkpoint_metadata"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "checkpoint_metadata",
+    "load_checkpoint",
+    "load_source_model",
+    "save_checkpoint",
+    "sha256_of",
+]
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SmallCNN", "SmallViT", "build_model", "MODEL_NAMES"]
+__all__ = ["MODEL_NAMES", "SmallCNN", "SmallViT", "build_model"]
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 

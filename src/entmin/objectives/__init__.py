@@ -10,7 +10,8 @@ One-line use::
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,10 +23,28 @@ from .rewards import probability_sweep_logits, reward_curve
 from .supervised import MinEnt, MixEnt, min_ent, mix_ent, swapped_cross_entropy
 
 __all__ = [
-    "entropy", "cadf", "gmc", "em_surrogate", "EM", "dem", "DEM", "validate_dem_params", "AdaDEM",
-    "ADADEM_VARIANTS", "cadf_reward_norm", "update_mec_bank", "min_ent", "mix_ent", "MinEnt", "MixEnt",
-    "swapped_cross_entropy", "reward_curve", "probability_sweep_logits", "get_objective", "OBJECTIVES",
+    "ADADEM_VARIANTS",
+    "DEM",
+    "EM",
+    "OBJECTIVES",
+    "AdaDEM",
+    "MinEnt",
+    "MixEnt",
     "Objective",
+    "cadf",
+    "cadf_reward_norm",
+    "dem",
+    "em_surrogate",
+    "entropy",
+    "get_objective",
+    "gmc",
+    "min_ent",
+    "mix_ent",
+    "probability_sweep_logits",
+    "reward_curve",
+    "swapped_cross_entropy",
+    "update_mec_bank",
+    "validate_dem_params",
 ]
 
 Objective = Callable[[torch.Tensor], torch.Tensor]

@@ -23,7 +23,7 @@ from torch import nn
 
 from .._validate import check_logits, check_positive, check_range, compute_dtype
 
-__all__ = ["AdaDEM", "ADADEM_VARIANTS", "cadf_reward_norm", "update_mec_bank"]
+__all__ = ["ADADEM_VARIANTS", "AdaDEM", "cadf_reward_norm", "update_mec_bank"]
 
 ADADEM_VARIANTS = ("adadem", "norm", "mec", "v")
 _NORMS = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}

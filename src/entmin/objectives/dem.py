@@ -13,7 +13,7 @@ from torch import nn
 
 from .._validate import check_logits, check_positive, compute_dtype
 
-__all__ = ["dem", "DEM", "validate_dem_params"]
+__all__ = ["DEM", "dem", "validate_dem_params"]
 
 
 def validate_dem_params(tau: float, alpha: float, *, warn: bool = True) -> tuple[float, float]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from .._validate import check_logits, compute_dtype
 
-__all__ = ["entropy", "cadf", "gmc", "em_surrogate", "EM"]
+__all__ = ["EM", "cadf", "em_surrogate", "entropy", "gmc"]
 
 
 def _prepare(logits: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:

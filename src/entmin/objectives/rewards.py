@@ -7,7 +7,7 @@ uniform value (update=False): the curve is the reward a fresh AdaDEM gives.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

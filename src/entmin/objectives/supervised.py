@@ -26,7 +26,7 @@ from torch import nn
 
 from .._validate import check_logits, check_positive, compute_dtype
 
-__all__ = ["min_ent", "mix_ent", "MinEnt", "MixEnt", "swapped_cross_entropy"]
+__all__ = ["MinEnt", "MixEnt", "min_ent", "mix_ent", "swapped_cross_entropy"]
 
 
 def _check_base(b: float, name: str) -> float:

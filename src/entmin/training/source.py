@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +13,10 @@ from ..models.checkpoints import save_checkpoint
 from ..models.small import build_model
 from ..utils import seed_everything
 
-__all__ = ["train_source", "evaluate", "augment"]
+__all__ = ["augment", "evaluate", "train_source"]
 
 RECIPES = {
-    "cnn": {"epochs": 3, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4},
+    "cnn": {"epochs": 6, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4},
     "vit": {"epochs": 5, "batch_size": 128, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05},
 }
 

@@ -1,0 +1,262 @@
+"""Adapter mechanics: parameter selection, bit-exact reset, filters, determinism, errors."""
+import copy
+import math
+
+import pytest
+import torch
+from tiny_models import tiny_cnn, tiny_vit
+from torch import nn
+
+from entmin.adapt import ADAPTERS, make_adapter, patch_shuffle
+from entmin.objectives import entropy
+
+METHODS = ["tent", "eta", "eata", "sar", "deyo"]
+OBJECTIVES = ["em", "dem", "adadem", "adadem_norm", "adadem_mec"]
+
+
+def batches(n=4, bs=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(bs, 1, 32, 32, generator=g) for _ in range(n)]
+
+
+def build(method, model, objective="em", **kw):
+    kw.setdefault("optimizer", {"lr": 0.05})
+    if method == "eata":
+        kw.setdefault("fisher_loader", batches(2, 8, seed=9))
+    if method in ("eta", "eata", "sar"):
+        kw.setdefault("e_margin", 10.0)  # keep samples so that updates really happen on random data
+    if method == "eta" or method == "eata":
+        kw.setdefault("d_margin", 2.0)
+    if method == "deyo":
+        kw.setdefault("ent_margin", 10.0)
+        kw.setdefault("plpd_threshold", -1.0)
+    return make_adapter(method, model, objective, **kw)
+
+
+def state(adapter):
+    return {"model": copy.deepcopy(adapter.model.state_dict()),
+            "opt": copy.deepcopy(adapter.optimizer.state_dict()) if adapter.optimizer else None,
+            "obj": copy.deepcopy(adapter.objective.state_dict())}
+
+
+def assert_state_equal(a, b):
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k in a["obj"]:
+        assert torch.equal(a["obj"][k], b["obj"][k]), k
+    if a["opt"] is not None:
+        assert a["opt"]["state"].keys() == b["opt"]["state"].keys()
+        for i in a["opt"]["state"]:
+            for k, v in a["opt"]["state"][i].items():
+                assert torch.equal(v, b["opt"]["state"][i][k])
+
+
+@pytest.mark.parametrize("factory", [tiny_cnn, tiny_vit])
+@pytest.mark.parametrize("method", METHODS)
+def test_only_intended_parameters_change(factory, method):
+    model = factory()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ad = build(method, model, "em")
+    trainable = set(ad.trainable_parameter_names())
+    norm_names = {f"{mn}.{pn}" for mn, m in model.named_modules()
+                  if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)) for pn, _ in m.named_parameters(recurse=False)}
+    assert trainable and trainable <= norm_names
+    for x in batches():
+        ad(x)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed, "no parameter was updated"
+    assert changed <= trainable
+    if method in ("sar", "deyo") and factory is tiny_vit:  # top blocks and final norm frozen (official rule)
+        assert not any(n.startswith(("blocks.3.", "norm.")) for n in trainable)
+        assert any(n.startswith("blocks.0.") for n in trainable)
+
+
+@pytest.mark.parametrize("factory", [tiny_cnn, tiny_vit])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("objective", ["em", "adadem"])
+def test_reset_restores_everything_bit_exactly(factory, method, objective):
+    ad = build(method, factory(), objective)
+    s0 = state(ad)
+    xs = batches()
+    first = [ad(x) for x in xs]
+    assert ad.optimizer.state, "optimizer momentum was never created"
+    if objective == "adadem":
+        assert not torch.equal(ad.objective.bank, s0["obj"]["bank"]), "bank never moved"
+    ad.reset()
+    assert not ad.optimizer.state
+    assert_state_equal(s0, state(ad))
+    again = [ad(x) for x in xs]
+    for a, b in zip(first, again):
+        assert torch.equal(a, b)
+
+
+def test_reset_clears_method_state():
+    ad = build("eta", tiny_cnn())
+    ad(batches(1)[0])
+    assert ad.mean_probs is not None
+    ad.reset()
+    assert ad.mean_probs is None and ad.num_updates_final == 0
+    sar = build("sar", tiny_cnn())
+    sar(batches(1)[0])
+    assert sar.ema is not None
+    sar.reset()
+    assert sar.ema is None
+
+
+def test_episodic_resets_before_each_batch():
+    ad = build("tent", tiny_cnn(), episodic=True)
+    x1, x2 = batches(2)
+    out1 = ad(x1)
+    ad(x2)
+    assert torch.equal(ad(x1), out1)
+
+
+def test_identical_seeds_identical_results():
+    outs = []
+    for _ in range(2):
+        ad = build("deyo", tiny_cnn(), "adadem", seed=5)
+        outs.append(torch.cat([ad(x) for x in batches()]))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_export_import_state_continues_exactly():
+    xs = batches(6)
+    ref = build("eta", tiny_cnn(), "adadem")
+    ref_out = [ref(x) for x in xs]
+    a = build("eta", tiny_cnn(), "adadem")
+    for x in xs[:3]:
+        a(x)
+    saved = copy.deepcopy(a.export_state())
+    b = build("eta", tiny_cnn(), "adadem")
+    b.import_state(saved)
+    for x, r in zip(xs[3:], ref_out[3:]):
+        assert torch.equal(b(x), r)
+
+
+def test_eta_filters_follow_the_formulas():
+    ad = make_adapter("eta", tiny_cnn(), "em", optimizer={"lr": 1e-9})
+    c = 10
+    assert math.isclose(ad.e_margin, 0.4 * math.log(c))
+    assert math.isclose(ad.d_margin, 0.05 * math.sqrt(1000 / c))
+    logits = torch.tensor([[8.0] + [0.0] * 9,          # confident: H small -> reliable
+                           [0.0] * 10,                 # uniform: H = ln 10 -> unreliable
+                           [0.0] * 9 + [8.0]])
+    ent = entropy(logits)
+    reliable, final = ad.select(logits, ent)
+    assert reliable.tolist() == [True, False, True]
+    assert final.tolist() == [True, False, True]       # first batch: no redundancy filter
+    assert torch.allclose(ad.mean_probs, logits[[0, 2]].softmax(1).mean(0))
+    m = ad.mean_probs.clone()
+    # second call: a sample whose prediction is parallel to the moving mean is redundant
+    parallel = torch.log(m).unsqueeze(0)
+    reliable2, final2 = ad.select(torch.cat([parallel, logits[:1]]), entropy(torch.cat([parallel, logits[:1]])))
+    cos = torch.nn.functional.cosine_similarity(m.unsqueeze(0), torch.cat([parallel, logits[:1]]).softmax(1))
+    expected = reliable2 & (cos.abs() < ad.d_margin)
+    assert final2.tolist() == expected.tolist()
+
+
+def test_eta_weights_and_no_step_without_samples():
+    model = tiny_cnn()
+    ad = make_adapter("eta", model, "em", e_margin=1e-6)
+    before = copy.deepcopy(model.state_dict())
+    ad(batches(1)[0])
+    assert ad.last_step["selected"] == 0 and not ad.last_step["updated"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_sar_recovery_resets_model():
+    ad = build("sar", tiny_cnn(), reset_constant=100.0)  # any EMA is below: recover after the first update
+    s0 = state(ad)
+    ad(batches(1)[0])
+    assert ad.last_step["recovered"] and ad.num_recoveries == 1
+    assert_state_equal(s0, state(ad))
+    assert ad.ema is None
+
+
+def test_sar_default_recovery_threshold_scales_with_classes():
+    ad = make_adapter("sar", tiny_cnn())
+    assert math.isclose(ad.reset_constant, 0.2 * math.log(10) / math.log(1000))
+
+
+def test_deyo_plpd_selection():
+    ad = make_adapter("deyo", tiny_cnn(), "em", ent_margin=10.0, plpd_threshold=0.0)
+    x = batches(1)[0]
+    ad(x)
+    d = ad.last_step
+    assert d["reliable"] == 16
+    assert 0 <= d["selected"] <= 16
+    assert math.isclose(ad.ent_margin_e0, 0.4 * math.log(10))
+
+
+def test_patch_shuffle_is_a_permutation_of_patches():
+    x = torch.arange(2 * 32 * 32, dtype=torch.float32).reshape(2, 1, 32, 32)
+    y = patch_shuffle(x, 4, torch.Generator().manual_seed(0))
+    assert not torch.equal(x, y)
+    for i in range(2):
+        px = sorted(x[i, 0].unfold(0, 8, 8).unfold(1, 8, 8).reshape(16, 64).tolist())
+        py = sorted(y[i, 0].unfold(0, 8, 8).unfold(1, 8, 8).reshape(16, 64).tolist())
+        assert px == py
+
+
+def test_bank_update_selected_vs_all():
+    x = batches(1)[0]
+    a = build("eta", tiny_cnn(), "adadem", bank_update="all", e_margin=1e-6)
+    a(x)  # nothing selected: 'all' still updates the bank
+    assert not torch.all(a.objective.bank == 0.1)
+    s = build("eta", tiny_cnn(), "adadem", bank_update="selected", e_margin=1e-6)
+    s(x)
+    assert torch.all(s.objective.bank == 0.1)
+
+
+def test_custom_callable_objective():
+    calls = []
+
+    def my_loss(logits):
+        calls.append(logits.shape)
+        return entropy(logits) * 2
+
+    ad = make_adapter("tent", tiny_cnn(), my_loss)
+    ad(batches(1)[0])
+    assert calls == [(16, 10)]
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown adaptation method"):
+        make_adapter("tenet", tiny_cnn())
+    with pytest.raises(ValueError, match="no normalisation layer"):
+        make_adapter("tent", nn.Sequential(nn.Flatten(), nn.Linear(1024, 10)))
+    with pytest.raises(ValueError, match="batch size 1"):
+        make_adapter("tent", tiny_cnn())(torch.rand(1, 1, 32, 32))
+    make_adapter("tent", tiny_vit())(torch.rand(1, 1, 32, 32))  # LayerNorm models take single images
+    with pytest.raises(ValueError, match="fisher_loader"):
+        make_adapter("eata", tiny_cnn())
+    with pytest.raises(ValueError, match="lr"):
+        make_adapter("tent", tiny_cnn(), optimizer={"lr": -1})
+    with pytest.raises(ValueError, match="steps"):
+        make_adapter("tent", tiny_cnn(), steps=0)
+    with pytest.raises(ValueError, match="invalid option"):
+        make_adapter("tent", tiny_cnn(), learning_rate=3)
+    with pytest.raises(ValueError, match="unknown objective"):
+        make_adapter("tent", tiny_cnn(), "entropyy")
+    with pytest.raises(ValueError, match="NaN"):
+        make_adapter("tent", nn.Sequential(tiny_cnn(), _NaN()))(torch.rand(4, 1, 32, 32))
+    assert set(ADAPTERS) == {"source", "bn", "tent", "eta", "eata", "sar", "deyo"}
+
+
+class _NaN(nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
+def test_steps_and_source_bn_do_not_train():
+    model = tiny_cnn()
+    before = copy.deepcopy(model.state_dict())
+    src = make_adapter("source", model)
+    src(batches(1)[0])
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    bn = make_adapter("bn", tiny_cnn())
+    assert bn.optimizer is None and not any(p.requires_grad for p in bn.model.parameters())
+    multi = build("tent", tiny_cnn(), steps=3)
+    multi(batches(1)[0])
+    assert multi.optimizer.state[next(iter(multi.optimizer.state))]["momentum_buffer"] is not None

@@ -1,0 +1,134 @@
+"""Config validation, results store, protocols, kill-and-resume, report."""
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from entmin.bench.config import RunConfig, load_config_file
+from entmin.bench.report import build_table, table_markdown, write_csv
+from entmin.bench.runner import batch_bounds, run_experiment
+from entmin.bench.store import ResultStore
+from entmin.data import FMNISTC
+
+CHEAP = ("gaussian_noise", "contrast", "brightness", "pixelate")
+
+
+def test_config_validation_names_the_field(tmp_path):
+    with pytest.raises(ValueError, match="'method'"):
+        RunConfig(method="tenet")
+    with pytest.raises(ValueError, match="'protocol'"):
+        RunConfig(protocol="episodic")
+    with pytest.raises(ValueError, match="'lr'"):
+        RunConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="'corruptions'"):
+        RunConfig(corruptions=("fogg",))
+    p = tmp_path / "exp.toml"
+    p.write_text('method = "sar"\nobjective = "adadem"\nlr = 0.01\n')
+    cfg = load_config_file(p)
+    assert cfg.method == "sar" and cfg.lr == 0.01
+    p.write_text('method = "sar"\nlearning_rate = 0.01\n')
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_config_file(p)
+    p.write_text('method = "sar\n')
+    with pytest.raises(ValueError, match="cannot read config"):
+        load_config_file(p)
+    assert RunConfig().hash == RunConfig().hash != RunConfig(objective="adadem").hash
+
+
+def test_batch_bounds_never_leave_a_single_sample():
+    assert batch_bounds(129, 64) == [(0, 64), (64, 129)]
+    assert batch_bounds(130, 64) == [(0, 64), (64, 128), (128, 130)]
+
+
+def test_store_ignores_duplicates(tmp_path):
+    st = ResultStore(tmp_path / "r.sqlite")
+    st.register("h", {"a": 1})
+    st.write_cell("h", 1, "fog", 0, 10, 5, {}, 1.0)
+    st.write_cell("h", 1, "fog", 0, 10, 9, {}, 1.0)
+    assert st.done("h", 1) == {"fog"}
+    assert [r["correct"] for r in st.cells("h")] == [5]
+    (tmp_path / "bad.sqlite").write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(ValueError, match="not a valid SQLite"):
+        ResultStore(tmp_path / "bad.sqlite")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory, fmnist_test):
+    d = tmp_path_factory.mktemp("cache")
+    FMNISTC(cache_dir=d).build_all(CHEAP, [5])
+    return d
+
+
+def _cfg(**kw):
+    base = {"method": "tent", "objective": "adadem", "corruptions": CHEAP, "n_per_domain": 256, "batch_size": 32}
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_rerun_skips_finished_cells_and_is_deterministic(tmp_path, cache_dir):
+    st = ResultStore(tmp_path / "a.sqlite")
+    rows = run_experiment(_cfg(), [1, 2], st, cache_dir=cache_dir)
+    assert len(rows) == 8
+    finished = {(r["seed"], r["domain"]): r["correct"] for r in rows}
+    t = time.time()
+    rows2 = run_experiment(_cfg(), [1, 2], st, cache_dir=cache_dir)
+    assert {(r["seed"], r["domain"]): r["correct"] for r in rows2} == finished
+    assert all(r["config_hash"] for r in rows2)
+    other = ResultStore(tmp_path / "b.sqlite")
+    again = run_experiment(_cfg(), [1, 2], other, cache_dir=cache_dir)
+    assert {(r["seed"], r["domain"]): r["correct"] for r in again} == finished
+    assert time.time() - t >= 0
+
+
+def _table(store_path):
+    with sqlite3.connect(store_path) as c:
+        return sorted(c.execute("SELECT config_hash, seed, domain, position, n, correct FROM cells").fetchall())
+
+
+@pytest.mark.parametrize("protocol", ["continual", "single"])
+def test_sigkill_and_restart_gives_the_uninterrupted_table(tmp_path, cache_dir, protocol):
+    args = [sys.executable, "-m", "entmin.cli", "run", "--method", "eta", "--objective", "adadem",
+            "--protocol", protocol, "--seeds", "1,2", "--n-per-domain", "512", "--batch-size", "32",
+            "--corruptions", ",".join(CHEAP), "--cache-dir", str(cache_dir), "--device", "cpu", "--threads", "1"]
+    ref = tmp_path / "ref.sqlite"
+    subprocess.run(args + ["--store", str(ref)], check=True, capture_output=True)
+    killed = tmp_path / "killed.sqlite"
+    proc = subprocess.Popen(args + ["--store", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if killed.exists():
+            try:
+                with sqlite3.connect(killed) as c:
+                    if c.execute("SELECT count(*) FROM cells").fetchone()[0] >= 3:
+                        break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _table(killed)
+    assert 0 < len(partial) < 8, "the kill should land mid-run"
+    subprocess.run(args + ["--store", str(killed)], check=True, capture_output=True)
+    assert _table(killed) == _table(ref)
+
+
+def test_report_table_and_plots(tmp_path, cache_dir):
+    st = ResultStore(tmp_path / "r.sqlite")
+    for obj in ("em", "adadem"):
+        for protocol in ("single", "continual"):
+            run_experiment(_cfg(objective=obj, protocol=protocol, n_per_domain=128), [1], st, cache_dir=cache_dir)
+    run_experiment(_cfg(method="source", objective="em", n_per_domain=128), [1], st, cache_dir=cache_dir)
+    entries = build_table(st.cells())
+    md = table_markdown(entries)
+    assert "| source |" in md and "tent" in md and "Gauss" in md
+    write_csv(entries, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().count("\n") == 6
+    from entmin.cli import _report
+
+    _report(st, tmp_path / "out")
+    for name in ("table.md", "per_corruption_cnn_single.png", "continual_stream_cnn.png",
+                 "class_distribution_cnn_single.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0

@@ -1,0 +1,141 @@
+"""IDX reader, Fashion-MNIST discovery, corruptions, the checksummed cache, other on-disk formats."""
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from entmin.data import CORRUPTIONS, FMNISTC, IDXError, corrupt, load_cifar10c, load_imagenetc, read_idx
+from entmin.data.fashion_mnist import find_data_dir, load_fashion_mnist
+
+
+def write_idx(path, arr, *, gz=False, truncate=0, magic=None):
+    header = magic if magic is not None else struct.pack(">HBB", 0, 0x08, arr.ndim)
+    data = header + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes()
+    if truncate:
+        data = data[:-truncate]
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def test_idx_roundtrip_and_errors(tmp_path):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "a.idx", arr)), arr)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "a.idx.gz", arr, gz=True)), arr)
+    with pytest.raises(IDXError, match="truncated"):
+        read_idx(write_idx(tmp_path / "t.idx", arr, truncate=5))
+    with pytest.raises(IDXError, match="magic"):
+        read_idx(write_idx(tmp_path / "m.idx", arr, magic=b"\x12\x34\x08\x03"))
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(IDXError, match="gzip"):
+        read_idx(tmp_path / "bad.gz")
+    (tmp_path / "short").write_bytes(b"\x00")
+    with pytest.raises(IDXError, match="too short"):
+        read_idx(tmp_path / "short")
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "nope")
+
+
+def test_missing_data_dir_says_how_to_install(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        find_data_dir(tmp_path / "empty")
+
+
+def test_fake_fashion_mnist_dir_and_label_check(tmp_path):
+    imgs = np.zeros((5, 28, 28), np.uint8)
+    for a, b in {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}.values():
+        write_idx(tmp_path / a, imgs)
+        write_idx(tmp_path / b, np.array([0, 1, 2, 3, 4], np.uint8))
+    x, y = load_fashion_mnist("test", tmp_path)
+    assert x.shape == (5, 1, 32, 32) and y.tolist() == [0, 1, 2, 3, 4]
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2, 3, 40], np.uint8))
+    with pytest.raises(ValueError, match="labels"):
+        load_fashion_mnist("test", tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2], np.uint8))
+    with pytest.raises(ValueError, match="inconsistent"):
+        load_fashion_mnist("test", tmp_path)
+
+
+def test_real_fashion_mnist(fmnist_test):
+    x, y = fmnist_test
+    assert x.shape == (10000, 1, 32, 32) and x.dtype == torch.float32
+    assert torch.bincount(y).tolist() == [1000] * 10
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_corruptions_deterministic_in_range_and_monotone(name, fmnist_test):
+    x = fmnist_test[0][:64]
+    a, b = corrupt(x, name, 3, seed=1), corrupt(x, name, 3, seed=1)
+    assert torch.equal(a, b)
+    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    d1 = (corrupt(x, name, 1, seed=1) - x).abs().mean()
+    d5 = (corrupt(x, name, 5, seed=1) - x).abs().mean()
+    assert d5 > 0.0
+    if name == "elastic_transform":  # CIFAR-10-C constants: severity 1 has the largest affine jitter
+        return
+    assert d5 >= d1 * 0.9, f"severity 5 should distort at least as much as severity 1 ({d5} vs {d1})"
+
+
+def test_corruption_errors():
+    x = torch.rand(2, 1, 32, 32)
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt(x, "gaussian", 1)
+    with pytest.raises(ValueError, match="severity"):
+        corrupt(x, "fog", 6)
+    with pytest.raises(ValueError, match="shape"):
+        corrupt(torch.rand(2, 3, 32, 32), "fog", 1)
+
+
+def test_cache_builds_verifies_and_rebuilds(tmp_path, fmnist_test):
+    ds = FMNISTC(cache_dir=tmp_path)
+    x, y = ds.load("contrast", 2)
+    assert x.shape == (10000, 1, 32, 32) and torch.equal(y, fmnist_test[1])
+    p = ds.path("contrast", 2)
+    assert ds.is_valid("contrast", 2)
+    x_again, _ = ds.load("contrast", 2)
+    assert torch.equal(x, x_again)
+    arr = np.load(p)
+    arr[0, 0, 0] ^= 0xFF  # corrupt one byte on disk
+    np.save(p, arr)
+    assert not ds.is_valid("contrast", 2)
+    x_rebuilt, _ = ds.load("contrast", 2)
+    assert torch.equal(x, x_rebuilt) and ds.is_valid("contrast", 2)
+    assert json.loads(ds.manifest_path.read_text())["contrast-2.npy"]
+
+
+def test_cifar10c_format(tmp_path):
+    imgs = np.random.default_rng(0).integers(0, 255, size=(50, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "fog.npy", imgs)
+    np.save(tmp_path / "labels.npy", np.arange(50) % 10)
+    x, y = load_cifar10c(tmp_path, "fog", 3)
+    assert x.shape == (10, 3, 32, 32)
+    assert torch.equal(x[0], torch.from_numpy(imgs[20]).permute(2, 0, 1).float() / 255)
+    assert y.tolist() == list(range(10))
+    with pytest.raises(FileNotFoundError, match="snow.npy"):
+        load_cifar10c(tmp_path, "snow", 1)
+    (tmp_path / "frost.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_cifar10c(tmp_path, "frost", 1)
+
+
+def test_imagenetc_folder_format(tmp_path):
+    from PIL import Image
+
+    for ci, cls in enumerate(["n01", "n02"]):
+        d = tmp_path / "fog" / "5" / cls
+        d.mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(np.full((230, 240, 3), 40 * ci + k, np.uint8)).save(d / f"{k}.JPEG")
+    x, y = load_imagenetc(tmp_path, "fog", 5)
+    assert x.shape == (6, 3, 224, 224) and y.tolist() == [0, 0, 0, 1, 1, 1]
+    x2, _ = load_imagenetc(tmp_path, "fog", 5, n=4, seed=1)
+    assert x2.shape[0] == 4
+    with pytest.raises(FileNotFoundError, match="expected"):
+        load_imagenetc(tmp_path, "snow", 5)
+    (tmp_path / "fog" / "5" / "n01" / "bad.JPEG").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="cannot read image"):
+        load_imagenetc(tmp_path, "fog", 5)
