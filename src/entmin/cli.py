@@ -157,7 +157,8 @@ def run(method: str = "tent", objective: str = "em", model: str = "cnn", protoco
 @app.command()
 def compare(methods: str = "source,tent", objectives: str = "em,adadem", protocols: str = "single,continual",
             models: str = "cnn", seeds: str = "1,2,3", severity: int = 5, batch_size: int = 64,
-            lr: float | None = None, n_per_domain: int | None = None, corruptions: str = "all",
+            lr: float | None = None, optimizer: str = "sgd", momentum: float = 0.9,
+            n_per_domain: int | None = None, corruptions: str = "all",
             store: Path = DEFAULT_STORE, out: Path = Path("results"), data_dir: str | None = None,
             cache_dir: str | None = None, device: str = "auto", threads: int | None = None) -> None:
     """Grid of methods x objectives x protocols x models x seeds; writes the paper-style table and plots."""
@@ -166,12 +167,50 @@ def compare(methods: str = "source,tent", objectives: str = "em,adadem", protoco
     _threads(threads)
     try:
         cfgs = _configs(_split(methods), _split(objectives), _split(protocols), _split(models), severity=severity,
-                        batch_size=batch_size, lr=lr, n_per_domain=n_per_domain,
+                        batch_size=batch_size, lr=lr, n_per_domain=n_per_domain, optimizer=optimizer,
+                        momentum=momentum,
                         corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
         st = _run_grid(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     _report(st, out, {c.hash for c in cfgs})
+
+
+@app.command()
+def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,adadem",
+          lrs: str = typer.Option("1e-4,2.5e-4,5e-4,1e-3,2.5e-3,5e-3,0.01,0.025,0.05,0.1",
+                                  help="learning-rate grid (the paper's Table 14 grid by default)"),
+          protocols: str = "single,continual", models: str = "cnn", seeds: str = "1", severity: int = 5,
+          batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9,
+          n_per_domain: int | None = None, corruptions: str = "all", store: Path = DEFAULT_STORE,
+          out: Path = Path("results/sweep"), data_dir: str | None = None, cache_dir: str | None = None,
+          device: str = "auto", threads: int | None = None) -> None:
+    """Learning-rate grid for several methods and objectives, into the same store as `compare`; writes the
+    accuracy-vs-lr table and plot (the paper's Table 14 / Fig. 9 analog)."""
+    from .bench.config import RunConfig
+    from .bench.report import build_table, lr_table_markdown, plot_lr_sweep
+    from .data.corruptions import CORRUPTIONS
+
+    _threads(threads)
+    try:
+        grid = [float(v) for v in _split(lrs)]
+        cfgs = [RunConfig(method=m, objective=o, protocol=p, model=md, lr=lr, severity=severity,
+                          batch_size=batch_size, optimizer=optimizer, momentum=momentum, n_per_domain=n_per_domain,
+                          corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
+                for md in _split(models) for p in _split(protocols) for m in _split(methods)
+                for o in _split(objectives) for lr in grid]
+        st = _run_grid(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    hashes = {c.hash for c in cfgs}
+    entries = build_table([r for r in st.cells() if r["config_hash"] in hashes])
+    out.mkdir(parents=True, exist_ok=True)
+    md = lr_table_markdown(entries)
+    (out / "lr_table.md").write_text(md)
+    for model, protocol in sorted({(e["model"], e["protocol"]) for e in entries}):
+        plot_lr_sweep([e for e in entries if e["model"] == model and e["protocol"] == protocol],
+                      out / f"lr_sweep_{model}_{protocol}.png", f"{model}, {protocol}")
+    print(md)
 
 
 def _report(store, out: Path, hashes: set | None = None) -> None:
@@ -221,6 +260,124 @@ def report(store: Path = DEFAULT_STORE, out: Path = Path("results")) -> None:
     if not store.is_file():
         _fail(f"results store not found: {store}")
     _report(ResultStore(store), out)
+
+
+@app.command("estimate-eval")
+def estimate_eval(models: str = "cnn,vit", store: Path = Path("results/estimate.sqlite"),
+                  out: Path = Path("results/estimate"), probe_size: int = 1000, steps: int = 300, lr: float = 1e-3,
+                  severities: str = "1,2,3,4,5", corruptions: str = "all", data_dir: str | None = None,
+                  cache_dir: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+    """MAE of Weighted Flips and the AC/DoC/ATC/COT baselines over Fashion-MNIST-C (leave-one-corruption-out
+    calibration), a scatter plot per model, and the fitted maps (for `entmin estimate`)."""
+    from .bench.store import ResultStore
+    from .data.cache import FMNISTC
+    from .data.corruptions import CORRUPTIONS
+    from .estimate.evaluate import (
+        FLIP_METHODS,
+        collect_records,
+        leave_one_corruption_out,
+        mae_table_markdown,
+        scatter_plot,
+    )
+    from .estimate.flips import FlipsConfig, PolynomialMap
+    from .utils import resolve_device
+
+    _threads(threads)
+    try:
+        cfg = FlipsConfig(probe_size=probe_size, steps=steps, lr=lr)
+        st = ResultStore(store)
+        data = FMNISTC(data_dir, cache_dir)
+        names = list(CORRUPTIONS) if corruptions == "all" else _split(corruptions)
+        sev = tuple(int(v) for v in _split(severities))
+        per_model = {}
+        out.mkdir(parents=True, exist_ok=True)
+        for model in _split(models):
+            recs = collect_records(model, st, cfg, data=data, severities=sev, corruptions=tuple(names),
+                                   device=resolve_device(device), progress=console.print)
+            per_model[model] = leave_one_corruption_out(recs)
+            scatter_plot(per_model[model], out / f"scatter_{model}.png", f"{model}: estimated vs true accuracy")
+            vals = list(recs.values())
+            maps = {name: PolynomialMap(deg).fit([r[stat] for r in vals], [r["accuracy"] for r in vals]).coef.tolist()
+                    for name, (stat, deg) in FLIP_METHODS.items()}
+            (out / f"maps_{model}.json").write_text(json.dumps(
+                {"model": model, "flips_config": cfg.__dict__, "maps": maps,
+                 "statistics": {n: s for n, (s, _) in FLIP_METHODS.items()}}, indent=2))
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    md = mae_table_markdown(per_model)
+    (out / "mae_table.md").write_text(md)
+    print(md)
+
+
+@app.command()
+def estimate(model: str = "cnn", corruption: str = "gaussian_noise", severity: int = 5,
+             images: Path | None = typer.Option(None, help=".npy of (N, 32, 32) uint8 or (N, 1, 32, 32) float"),
+             maps: Path | None = typer.Option(None, help="maps JSON written by estimate-eval"),
+             data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto") -> None:
+    """Estimate the source model's accuracy on unlabelled data (Weighted Flips + AC/DoC/ATC baselines)."""
+    import numpy as np
+    import torch
+
+    from .data.cache import FMNISTC
+    from .estimate.baselines import BASELINES
+    from .estimate.flips import FlipsConfig, PolynomialMap, measure_flips
+    from .models.checkpoints import load_source_model
+    from .utils import resolve_device
+
+    try:
+        dev = resolve_device(device)
+        data = FMNISTC(data_dir, cache_dir)
+        if images is not None:
+            arr = np.load(images, allow_pickle=False)
+            x = torch.from_numpy(arr).float()
+            x = x / 255.0 if arr.dtype == np.uint8 else x
+            x = x.unsqueeze(1) if x.dim() == 3 else x
+            if x.dim() != 4 or x.shape[1:] != (1, 32, 32):
+                raise ValueError(f"{images}: expected (N, 32, 32) or (N, 1, 32, 32) images, got {tuple(arr.shape)}")
+        else:
+            x, _ = data.load(corruption, severity)
+        maps_path = maps or Path("results/estimate") / f"maps_{model}.json"
+        if not maps_path.is_file():
+            raise FileNotFoundError(f"no fitted maps at {maps_path}; run `entmin estimate-eval --models {model}`")
+        spec = json.loads(maps_path.read_text())
+        cfg = FlipsConfig(**spec["flips_config"])
+        src = load_source_model(model).to(dev)
+        with torch.no_grad():
+            logits = torch.cat([src(x[i:i + 1000].to(dev)).cpu() for i in range(0, len(x), 1000)])
+            xi, yi = data.load("clean", 0)
+            id_logits = torch.cat([src(xi[i:i + 1000].to(dev)).cpu() for i in range(0, len(xi), 1000)])
+        result = {name: make().fit(id_logits, yi).estimate(logits) for name, make in BASELINES.items()}
+        stats = measure_flips(lambda: load_source_model(model), x, cfg, dev)
+        for name, coef in spec["maps"].items():
+            result[name] = float(PolynomialMap(len(coef) - 1, coef)(stats[spec["statistics"][name]]))
+        result.update(stats)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    print(json.dumps(result, indent=2))
+
+
+@app.command()
+def phases(model: str = "cnn", corruption: str = "gaussian_noise", severity: int = 5, steps: int = 600,
+           every: int = 20, lr: float = 1e-2, objectives: str = "em,adadem", out: Path = Path("results/phases"),
+           data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto") -> None:
+    """The two phases of EM (clustering, then collapse): accuracy, distance to source class means and cluster
+    quality along a long adaptation run, for EM vs AdaDEM; writes a PNG and a JSON."""
+    from .data.cache import FMNISTC
+    from .estimate.phases import plot_phases, two_phase_run
+    from .models.checkpoints import load_source_model
+    from .utils import resolve_device
+
+    try:
+        data = FMNISTC(data_dir, cache_dir)
+        runs = {o: two_phase_run(lambda: load_source_model(model), data.load("clean", 0), data.load(corruption, severity),
+                                 objective=o, steps=steps, every=every, lr=lr, device=resolve_device(device))
+                for o in _split(objectives)}
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    out.mkdir(parents=True, exist_ok=True)
+    plot_phases(runs, out / f"phases_{model}_{corruption}.png", f"{model}, {corruption}-{severity}, Tent lr {lr}")
+    (out / f"phases_{model}_{corruption}.json").write_text(json.dumps(runs, indent=1))
+    console.print(f"wrote {out}/phases_{model}_{corruption}.png")
 
 
 @app.command()

@@ -184,3 +184,52 @@ def plot_class_distribution(rows_by_label: dict[str, list[int]], path: str | Pat
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def lr_table_markdown(entries: list[dict[str, Any]]) -> str:
+    """Mean accuracy (%) per learning rate (rows) and method+objective (columns), per (model, protocol)."""
+    lines: list[str] = []
+    blocks: dict[tuple, list] = defaultdict(list)
+    for e in entries:
+        if e["method"] not in ("source", "bn"):
+            blocks[(e["model"], e["protocol"])].append(e)
+    for (model, protocol), es in sorted(blocks.items()):
+        cols = sorted({f"{e['method']}+{e['objective']}" for e in es})
+        lrs = sorted({e["lr"] for e in es})
+        cell = {(f"{e['method']}+{e['objective']}", e["lr"]): e for e in es}
+        lines.append(f"\n**{model}, {protocol}**: mean accuracy (%) over the corruptions vs learning rate\n")
+        lines.append("| lr | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
+        best = {c: max((cell[(c, lr)]["mean"] for lr in lrs if (c, lr) in cell), default=float("nan")) for c in cols}
+        for lr in lrs:
+            row = []
+            for c in cols:
+                e = cell.get((c, lr))
+                if e is None or math.isnan(e["mean"]):
+                    row.append("")
+                else:
+                    v = f"{100 * e['mean']:.1f}"
+                    row.append(f"**{v}**" if e["mean"] == best[c] else v)
+            lines.append(f"| {lr:g} | " + " | ".join(row) + " |")
+    return "\n".join(lines).strip() + "\n"
+
+
+def plot_lr_sweep(entries: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
+    """Accuracy vs learning rate (log scale), one line per method+objective (the paper's Fig. 9 analog)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    lines: dict[str, list] = defaultdict(list)
+    for e in entries:
+        if e["method"] not in ("source", "bn") and not math.isnan(e["mean"]):
+            lines[f"{e['method']}+{e['objective']}"].append((e["lr"], 100 * e["mean"]))
+    for label, pts in sorted(lines.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("mean top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

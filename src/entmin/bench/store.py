@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS cells (
     n INTEGER NOT NULL, correct INTEGER NOT NULL, accuracy REAL NOT NULL, metrics TEXT NOT NULL,
     wall_seconds REAL NOT NULL, finished REAL NOT NULL,
     PRIMARY KEY (config_hash, seed, domain));
+CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, finished REAL,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -75,6 +77,15 @@ class ResultStore:
                         "correct": r[5], "accuracy": r[6], "metrics": json.loads(r[7]), "wall_seconds": r[8],
                         "config": json.loads(r[9])})
         return out
+
+    # ----- generic records (accuracy-estimation splits, ...) ----------------------------------------------
+    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?)",
+                              (kind, key, json.dumps(value), time.time()))
+
+    def get_records(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM records WHERE kind=?", (kind,))}
 
     # ----- resume states for continual streams -------------------------------------------------------------
     def _state_path(self, config_hash: str, seed: int) -> Path:
