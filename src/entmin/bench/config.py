@@ -37,6 +37,7 @@ class RunConfig:
     momentum: float = 0.9
     steps: int = 1
     bank_update: str = "all"
+    split: str = "all"  # "search": a fixed 20% of each domain (DEM* search); "holdout": the other 80%
     method_options: tuple[tuple[str, Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -45,7 +46,7 @@ class RunConfig:
 
         if self.method not in ADAPTERS:
             bad("method", f"unknown method {self.method!r}; choose one of {sorted(ADAPTERS)}")
-        if self.objective not in OBJECTIVES and self.objective not in ("dem*",):
+        if self.objective not in OBJECTIVES:
             bad("objective", f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
         if self.protocol not in PROTOCOLS:
             bad("protocol", f"{self.protocol!r} is not one of {PROTOCOLS}")
@@ -68,6 +69,8 @@ class RunConfig:
             bad("steps", f"must be >= 1, got {self.steps}")
         if self.bank_update not in ("all", "selected"):
             bad("bank_update", f"must be 'all' or 'selected', got {self.bank_update!r}")
+        if self.split not in ("all", "search", "holdout"):
+            bad("split", f"must be 'all', 'search' or 'holdout', got {self.split!r}")
         if self.dataset not in ("fmnist", "cifar10c", "imagenetc"):
             bad("dataset", f"must be fmnist, cifar10c or imagenetc, got {self.dataset!r}")
 

@@ -53,6 +53,21 @@ class DataSource:
         return [x[idx[i:i + batch_size]] for i in range(0, len(idx), batch_size)]
 
 
+SEARCH_FRACTION = 0.2
+
+
+def domain_subset(n: int, split: str = "all", n_per_domain: int | None = None) -> torch.Tensor:
+    """Indices of the images of a domain used by a run: a fixed permutation (seed 0, the same for every seed
+    and method), cut into the 20% "search" part and the 80% "holdout" part, then capped at n_per_domain."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_search = round(SEARCH_FRACTION * n)
+    if split == "search":
+        perm = perm[:n_search]
+    elif split == "holdout":
+        perm = perm[n_search:]
+    return perm[: n_per_domain or len(perm)]
+
+
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Batch boundaries; a trailing batch of one sample is merged into the previous one (BatchNorm needs 2)."""
     bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
@@ -129,8 +144,7 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
                 continue
             x, y = source.load(domain, cfg.severity)
             if fixed_subset is None or len(fixed_subset) > len(x):
-                n = min(cfg.n_per_domain or len(x), len(x))
-                fixed_subset = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]
+                fixed_subset = domain_subset(len(x), cfg.split, cfg.n_per_domain)
             order = torch.randperm(len(fixed_subset), generator=torch.Generator().manual_seed(seed * 1009 + pos))
             perm = fixed_subset[order]
             if cfg.protocol == "single":

@@ -39,7 +39,7 @@ def load_cifar10c(root: str | Path, corruption: str, severity: int, n: int | Non
                          f"{labels.shape}")
     per = arr.shape[0] // 5
     sl = slice((severity - 1) * per, (severity - 1) * per + (n or per))
-    x = torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.from_numpy(np.array(arr[sl])).permute(0, 3, 1, 2).float() / 255.0
     return x, torch.from_numpy(labels[sl].astype(np.int64))
 
 

@@ -1,0 +1,48 @@
+"""DEM* search: runs, resumes an interrupted study, stores (tau*, alpha*) for `compare --objectives dem*`."""
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from entmin.bench.config import RunConfig
+from entmin.bench.runner import domain_subset
+from entmin.bench.store import ResultStore
+from entmin.cli import app
+from entmin.search import best_dem_params, search_dem
+
+
+def test_split_is_a_fixed_disjoint_20_80_partition():
+    s, h = domain_subset(1000, "search"), domain_subset(1000, "holdout")
+    assert len(s) == 200 and len(h) == 800 and not set(s.tolist()) & set(h.tolist())
+    assert domain_subset(1000, "search").tolist() == s.tolist()
+
+
+@pytest.fixture(scope="module")
+def base():
+    return RunConfig(method="tent", corruptions=("contrast",), n_per_domain=96, batch_size=32)
+
+
+def test_search_resumes_and_feeds_compare(tmp_path, base, fmnist_test):
+    store = ResultStore(tmp_path / "r.sqlite")
+    kw = {"cache_dir": str(tmp_path / "cache")}
+    res = search_dem(base, store, trials=3, study_path=tmp_path / "study.sqlite", run_kwargs=kw)
+    assert 0.1 <= res["tau"] <= 2.0 and 0.0 <= res["alpha"] <= 2.0
+    assert res["tau"] <= 2.0 / res["alpha"] + 1e-9 if res["alpha"] > 0 else True
+    assert set(res["holdout_accuracy"]) == {"DEM*", "EM", "AdaDEM"}
+    # "interrupted" after 3 trials: asking for 5 runs only 2 more, on the same study
+    res2 = search_dem(base, store, trials=5, study_path=tmp_path / "study.sqlite", run_kwargs=kw)
+    study = optuna.load_study(study_name=res2["study"], storage=f"sqlite:///{tmp_path / 'study.sqlite'}")
+    assert len(study.trials) == 5 and res2["trials"] == 5
+    assert best_dem_params(store, base)["tau"] == res2["tau"]
+    out = CliRunner().invoke(app, ["compare", "--methods", "tent", "--objectives", "dem*", "--protocols", "single",
+                                   "--seeds", "1", "--corruptions", "contrast", "--n-per-domain", "96",
+                                   "--batch-size", "32", "--store", str(tmp_path / "r.sqlite"),
+                                   "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "cache"),
+                                   "--device", "cpu"])
+    assert out.exit_code == 0, out.output
+    assert f"tau={res2['tau']}" in out.output
+
+
+def test_compare_dem_star_without_search_is_a_clear_error(tmp_path):
+    out = CliRunner().invoke(app, ["compare", "--methods", "tent", "--objectives", "dem*", "--store",
+                                   str(tmp_path / "x.sqlite")])
+    assert out.exit_code == 2 and "entmin search" in out.output
