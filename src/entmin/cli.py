@@ -305,6 +305,54 @@ def report(store: Path = DEFAULT_STORE, out: Path = Path("results")) -> None:
     _report(ResultStore(store), out)
 
 
+@app.command()
+def train(task: str = typer.Option("supervised", help="supervised | semi | imbalanced"),
+          losses: str = typer.Option("ce,min_ent,mix_ent,label_smoothing",
+                                     help="supervised: ce,min_ent,mix_ent,label_smoothing; semi/imbalanced: "
+                                          "supervised,entmin,entmin_adadem,fixmatch,fixmatch_adadem"),
+          model: str = "cnn", seeds: str = "1,2,3", steps: int = 1500, lr: float = 0.05,
+          labels_per_class: str = "25", imbalance_ratios: str = "10,100", n_train: int | None = None,
+          n_test: int | None = typer.Option(None, help="evaluate on the first n test images (default all)"),
+          store: Path = Path("results/train.sqlite"), out: Path = Path("results/train"),
+          data_dir: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+    """Train with entropy objectives: supervised MIN-ENT/MIX-ENT, semi-supervised EM vs AdaDEM (+FixMatch),
+    long-tailed data; several seeds, results in a store (finished runs are skipped), a table and plots."""
+    from .bench.store import ResultStore
+    from .training.entropy_training import TrainConfig, run_training
+    from .training.report import plot_per_class_f1, training_table_markdown
+    from .utils import resolve_device
+
+    _threads(threads)
+    try:
+        dev = resolve_device(device)
+        st = ResultStore(store)
+        if task == "semi":
+            settings = [{"labels_per_class": int(v)} for v in _split(labels_per_class)]
+        elif task == "imbalanced":
+            settings = [{"imbalance_ratio": float(v)} for v in _split(imbalance_ratios)]
+        else:
+            settings = [{"n_train": n_train}]
+        cfgs = [TrainConfig(task=task, loss=loss, model=model, steps=steps, lr=lr, n_test=n_test, **extra)
+                for extra in settings for loss in _split(losses)]
+        keys = set()
+        for cfg in cfgs:
+            for seed in [int(s) for s in _split(seeds)]:
+                run_training(cfg, seed, data_dir=data_dir, device=dev, store=st, progress=console.print)
+                keys.add(f"{cfg.key}|seed={seed}")
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    records = {k: v for k, v in st.get_records(f"train:{task}").items() if k in keys}
+    out.mkdir(parents=True, exist_ok=True)
+    md = training_table_markdown(records)
+    (out / f"{task}_table.md").write_text(md)
+    if task != "supervised":
+        for setting in settings:
+            sel = {k: v for k, v in records.items() if all(v["config"][a] == b for a, b in setting.items())}
+            tag = "_".join(f"{a}{b:g}" for a, b in setting.items())
+            plot_per_class_f1(sel, out / f"{task}_per_class_f1_{tag}.png", f"{task}, {tag}")
+    print(md)
+
+
 @app.command("estimate-eval")
 def estimate_eval(models: str = "cnn,vit", store: Path = Path("results/estimate.sqlite"),
                   out: Path = Path("results/estimate"), probe_size: int = 1000, steps: int = 300, lr: float = 1e-3,

@@ -5,6 +5,7 @@ zero-padded by 2 pixels so that the 32-pixel CIFAR-10-C corruption constants app
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -53,10 +54,20 @@ def pad_to_32(images: np.ndarray) -> np.ndarray:
 
 def load_fashion_mnist(split: str = "test", data_dir: str | Path | None = None, *, as_uint8: bool = False
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, labels): images (N, 1, 32, 32) float32 in [0, 1] (or uint8 (N, 32, 32)), labels int64."""
+    """(images, labels): images (N, 1, 32, 32) float32 in [0, 1] (or uint8 (N, 32, 32)), labels int64.
+
+    Decoded splits are memoised per process (keyed by folder and file modification times); treat the
+    returned tensors as read-only."""
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = find_data_dir(data_dir)
+    stamp = tuple(_find_file(folder, s).stat().st_mtime_ns for s in _FILES[split])
+    return _load_cached(str(folder), split, as_uint8, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(folder_s: str, split: str, as_uint8: bool, stamp: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    folder = Path(folder_s)
     img_stem, lab_stem = _FILES[split]
     images = read_idx(_find_file(folder, img_stem))
     labels = read_idx(_find_file(folder, lab_stem))
