@@ -216,7 +216,7 @@ def run_training(cfg: TrainConfig, seed: int, *, data_dir: str | None = None, de
     res.update(seed=seed, config=json.loads(cfg.key), seconds=round(time.time() - t0, 1),
                n_labelled=len(lab_idx), n_unlabelled=0 if unl_idx is None else len(unl_idx))
     if sup_loss is not None:
-        res["betas"] = [round(float(v), 4) for v in sup_loss.betas()]
+        res["betas"] = [round(float(v), 4) for v in sup_loss.betas().detach()]
     if store is not None:
         store.put_record(kind, key, res)
     return res
