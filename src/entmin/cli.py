@@ -113,6 +113,26 @@ def _run_grid(configs, seeds, store_path, data_dir, cache_dir, device):
     return store
 
 
+def _run_distributed(configs, seeds, store_path, data_dir, cache_dir, device, ray_address):
+    """Run configurations as Ray tasks; the driver writes every finished run to the store."""
+    from .bench.store import ResultStore
+    from .executors import RayExecutor
+
+    store = ResultStore(store_path)
+    ex = RayExecutor(ray_address)
+    kwargs = {"data_dir": data_dir, "cache_dir": cache_dir, "device": "cpu" if device == "auto" else device}
+    failed = []
+    with _progress() as prog:
+        task = prog.add_task("ray tasks", total=len(configs))
+        for res in ex.run(configs, seeds, store, kwargs):
+            prog.update(task, advance=1, description=f"{res.config.label} lr {res.config.effective_lr:g}")
+            if res.rows is None:
+                failed.append(f"{res.config.label} (lr {res.config.effective_lr:g}): {res.error}")
+    for f in failed:
+        console.print(f"[yellow]failed after retries:[/] {f}")
+    return store
+
+
 def _configs(methods, objectives, protocols, models, store_path=None, **common):
     """Configurations of a grid; objective ``dem*`` takes the (tau, alpha) stored by `entmin search`."""
     from .bench.config import RunConfig
@@ -199,7 +219,9 @@ def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,ad
           batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9,
           n_per_domain: int | None = None, corruptions: str = "all", store: Path = DEFAULT_STORE,
           out: Path = Path("results/sweep"), data_dir: str | None = None, cache_dir: str | None = None,
-          device: str = "auto", threads: int | None = None) -> None:
+          device: str = "auto", threads: int | None = None,
+          ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
+                                                 help="run the grid as tasks on this Ray cluster")) -> None:
     """Learning-rate grid for several methods and objectives, into the same store as `compare`; writes the
     accuracy-vs-lr table and plot (the paper's Table 14 / Fig. 9 analog)."""
     from .bench.config import RunConfig
@@ -214,7 +236,11 @@ def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,ad
                           corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
                 for md in _split(models) for p in _split(protocols) for m in _split(methods)
                 for o in _split(objectives) for lr in grid]
-        st = _run_grid(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
+        if ray_address:
+            st = _run_distributed(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device,
+                                  ray_address)
+        else:
+            st = _run_grid(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     hashes = {c.hash for c in cfgs}
@@ -234,7 +260,9 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
            lr: float | None = None, n_per_domain: int | None = None, corruptions: str = "all", severity: int = 5,
            batch_size: int = 64, store: Path = DEFAULT_STORE, study: Path = Path("results/search.sqlite"),
            data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
-           threads: int | None = None) -> None:
+           threads: int | None = None, parallel: int = 4,
+           ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
+                                                  help="run trials as tasks on this Ray cluster")) -> None:
     """DEM*: TPE search of (tau, alpha) on a labelled 20% of each target stream (resumable Optuna study);
     reports accuracy on the other 80% for DEM*, EM and AdaDEM. `compare --objectives dem*` then uses it."""
     from .bench.config import RunConfig
@@ -248,9 +276,13 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
         base = RunConfig(method=method, model=model, protocol=protocol, lr=lr, n_per_domain=n_per_domain,
                          severity=severity, batch_size=batch_size,
                          corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
+        from .executors import make_executor
+
+        dev = "cpu" if ray_address and device == "auto" else resolve_device(device)
         res = search_dem(base, ResultStore(store), trials=trials, seeds=tuple(int(s) for s in _split(seeds)),
                          constrain=constrain, study_path=study, progress=console.print,
-                         run_kwargs={"data_dir": data_dir, "cache_dir": cache_dir, "device": resolve_device(device)})
+                         run_kwargs={"data_dir": data_dir, "cache_dir": cache_dir, "device": dev},
+                         executor=make_executor(ray_address), parallel=parallel)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     print(json.dumps(res, indent=2))

@@ -36,8 +36,9 @@ def best_dem_params(store: ResultStore, base: RunConfig) -> dict[str, float] | N
 
 def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: tuple[int, ...] = (1,),
                constrain: bool = True, study_path: str | Path = "results/search.sqlite", sampler_seed: int = 0,
-               run_kwargs: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None
-               ) -> dict[str, Any]:
+               run_kwargs: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
+               executor: Any = None, parallel: int = 4) -> dict[str, Any]:
+    """TPE search; with a Ray ``executor`` the trials run ``parallel`` at a time (Optuna ask/tell)."""
     try:
         import optuna
     except ImportError:
@@ -63,9 +64,35 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
             progress(f"trial {trial.number}: tau={tau:.1f} alpha={alpha:.1f} -> {100 * acc:.2f}%")
         return acc
 
-    remaining = trials - len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
-    if remaining > 0:
+    def trial_config(trial: optuna.Trial) -> RunConfig:
+        alpha = trial.suggest_float("alpha", 0.0, 2.0, step=0.1)
+        tau_max = 2.0 if not constrain or alpha == 0 else min(2.0, math.floor(round(20.0 / alpha, 6)) / 10)
+        tau = trial.suggest_float("tau", 0.1, max(0.1, tau_max), step=0.1)
+        return dataclasses.replace(base, objective="dem", split="search",
+                                   objective_options=(("alpha", round(alpha, 1)), ("tau", round(tau, 1))))
+
+    complete = optuna.trial.TrialState.COMPLETE
+    remaining = trials - len([t for t in study.trials if t.state == complete])
+    if remaining > 0 and (executor is None or executor.name == "local"):
         study.optimize(objective, n_trials=remaining, catch=(RuntimeError, ValueError))
+    while executor is not None and executor.name != "local" and remaining > 0:
+        batch = [study.ask() for _ in range(min(parallel, remaining))]
+        cfgs = {id(t): trial_config(t) for t in batch}
+        by_hash = {cfgs[id(t)].hash: t for t in batch}
+        for res in executor.run(list(cfgs.values()), list(seeds), store, run_kwargs):
+            trial = by_hash[res.config.hash]
+            if res.rows is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if progress:
+                    progress(f"trial {trial.number} failed: {res.error}")
+            else:
+                acc = summarize([r for r in res.rows if r["seed"] in seeds])["mean"]
+                study.tell(trial, acc)
+                if progress:
+                    progress(f"trial {trial.number}: {dict(res.config.objective_options)} -> {100 * acc:.2f}%")
+        remaining = trials - len([t for t in study.trials if t.state == complete])
+        if all(t.state != complete for t in study.trials) and len(study.trials) >= 3 * trials:
+            raise ValueError("every DEM* trial failed; see the errors above")
     best = study.best_trial
     result = {"tau": round(best.params["tau"], 1), "alpha": round(best.params["alpha"], 1),
               "search_accuracy": best.value, "trials": len(study.trials), "study": name}

@@ -1,0 +1,23 @@
+"""Run inside the test's network namespace: distributed runs on a local Ray head (loopback only)."""
+import json
+import sys
+
+from entmin.bench.config import RunConfig
+from entmin.bench.store import ResultStore
+from entmin.executors import RayExecutor
+from entmin.search import search_dem
+
+address, store_path, cache_dir, study = sys.argv[1:5]
+store = ResultStore(store_path)
+ex = RayExecutor(address)
+good = [RunConfig(method="tent", objective=o, corruptions=("contrast",), n_per_domain=64, batch_size=32)
+        for o in ("em", "adadem")]
+bad = RunConfig(method="eta", corruptions=("contrast",), n_per_domain=64, batch_size=32,
+                method_options=(("e_margin", -1.0),))  # raises on the worker: retried, then reported failed
+results = list(ex.run(good + [bad], [1], store, {"cache_dir": cache_dir, "device": "cpu"}))
+ok = {r.config.hash: r.rows is not None for r in results}
+err = [r.error for r in results if r.rows is None]
+res = search_dem(RunConfig(method="tent", corruptions=("contrast",), n_per_domain=64, batch_size=32), store,
+                 trials=4, study_path=study, executor=ex, parallel=2,
+                 run_kwargs={"cache_dir": cache_dir, "device": "cpu"})
+print(json.dumps({"ok": ok, "errors": err, "search": res, "good": [c.hash for c in good], "bad": bad.hash}))

@@ -1,0 +1,57 @@
+"""The Ray backend against a Ray head started by the test in its own network namespace (only a loopback
+interface, so every byte stays on 127.0.0.1), then stopped. The default path never imports Ray."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from entmin.bench.store import ResultStore
+
+HERE = Path(__file__).parent
+
+
+def test_default_path_does_not_import_ray(tmp_path):
+    code = ("import sys; from entmin.cli import app; from entmin import search, executors; "
+            "from entmin.executors import make_executor; assert make_executor(None).name == 'local'; "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    env = {k: v for k, v in os.environ.items() if k != "ENTMIN_RAY_ADDRESS"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def _can_netns() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.mark.skipif(not _can_netns() and not os.environ.get("CI"), reason="needs root and iproute2 (netns)")
+def test_ray_cluster_runs_trials_and_keeps_finished_ones(tmp_path, fmnist_test):
+    pytest.importorskip("ray")
+    ns = f"entmin-{uuid.uuid4().hex[:8]}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bindir = Path(sys.executable).parent
+    ray = str(bindir / "ray")
+    store, cache, study = tmp_path / "r.sqlite", tmp_path / "cache", tmp_path / "study.sqlite"
+    script = (f"set -e; ip link set lo up; export RAY_USAGE_STATS_ENABLED=0; "
+              f"{ray} start --head --port {port} --num-cpus 2 --include-dashboard false --disable-usage-stats "
+              f">{tmp_path}/ray.log 2>&1; trap '{ray} stop --force >/dev/null 2>&1' EXIT; "
+              f"{sys.executable} {HERE / 'ray_driver.py'} 127.0.0.1:{port} {store} {cache} {study}")
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        out = subprocess.run(["ip", "netns", "exec", ns, "bash", "-c", script], capture_output=True, text=True,
+                             timeout=600)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert out.returncode == 0, out.stderr[-3000:] + (tmp_path / "ray.log").read_text()[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert all(res["ok"][h] for h in res["good"]) and res["ok"][res["bad"]] is False
+    assert any("e_margin" in e for e in res["errors"])
+    assert res["search"]["trials"] >= 4 and 0.1 <= res["search"]["tau"] <= 2.0
+    st = ResultStore(store)  # the driver wrote the finished runs; the failed one left nothing
+    assert all(len(st.done(h, 1)) == 1 for h in res["good"]) and not st.done(res["bad"], 1)
