@@ -2,7 +2,6 @@
 1,024 Fashion-MNIST test images with severity-5 Gaussian noise, for the committed BatchNorm CNN and the
 committed LayerNorm ViT (where no BatchNorm statistics help: the gain comes from the updates alone)."""
 import pytest
-import torch
 
 from entmin.adapt import make_adapter
 from entmin.data.fashion_mnist import load_fashion_mnist

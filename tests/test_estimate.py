@@ -2,11 +2,20 @@
 import numpy as np
 import pytest
 import torch
-
-from entmin.estimate import (COT, AverageConfidence, AverageThresholdedConfidence, DifferenceOfConfidences,
-                             FlipsConfig, PolynomialMap, flip_statistics, imagenet_preset, measure_flips)
-from entmin.estimate.phases import cluster_score
 from tiny_models import tiny_cnn
+
+from entmin.estimate import (
+    COT,
+    AverageConfidence,
+    AverageThresholdedConfidence,
+    DifferenceOfConfidences,
+    FlipsConfig,
+    PolynomialMap,
+    flip_statistics,
+    imagenet_preset,
+    measure_flips,
+)
+from entmin.estimate.phases import cluster_score
 
 
 def calibrated(n=4000, c=10, seed=0):
@@ -38,7 +47,7 @@ def test_doc_and_atc_exact_on_id_data():
 def test_atc_tracks_a_confidence_shift():
     logits, labels = calibrated(seed=1)
     atc = AverageThresholdedConfidence("mc").fit(logits, labels)
-    shifted, shifted_labels = calibrated(seed=2)
+    shifted, _ = calibrated(seed=2)
     # make the target less confident: the estimate must drop
     assert atc.estimate(shifted * 0.3) < atc.estimate(shifted) - 0.1
 

@@ -5,8 +5,13 @@ from typer.testing import CliRunner
 
 from entmin.bench.store import ResultStore
 from entmin.cli import app
-from entmin.training.entropy_training import (TrainConfig, labelled_indices, long_tail_indices, per_class_f1,
-                                              run_training)
+from entmin.training.entropy_training import (
+    TrainConfig,
+    labelled_indices,
+    long_tail_indices,
+    per_class_f1,
+    run_training,
+)
 
 
 def test_splits():
