@@ -26,9 +26,13 @@ def check_logits(logits: torch.Tensor, *, name: str = "logits", num_classes: int
     if num_classes is not None and logits.shape[1] != num_classes:
         raise ValueError(f"{name} has {logits.shape[1]} classes but the objective was built for "
                          f"num_classes = {num_classes}")
-    if check_finite and logits.numel() > 0 and not bool(torch.isfinite(logits).all()):
-        bad = "NaN" if bool(torch.isnan(logits).any()) else "Inf"
-        raise ValueError(f"{name} contain {bad} values; the model output is not finite")
+    if check_finite and logits.numel() > 0:
+        # One reduction instead of an element-wise mask: any NaN/Inf makes the sum non-finite. A finite
+        # but overflowing sum falls through to the exact element-wise check.
+        acc = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        if not bool(torch.isfinite(logits.sum(dtype=acc))) and not bool(torch.isfinite(logits).all()):
+            bad = "NaN" if bool(torch.isnan(logits).any()) else "Inf"
+            raise ValueError(f"{name} contain {bad} values; the model output is not finite")
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -44,16 +44,35 @@ def cadf_reward_norm(z: torch.Tensor, p: torch.Tensor, *, norm: str = "l1", from
 def update_mec_bank(bank: torch.Tensor, probs: torch.Tensor, pseudo_labels: torch.Tensor, pi: float) -> None:
     """In place: bank[k] <- (1 - pi) bank[k] + pi * mean(probs[pseudo_labels == k]) for every class k present.
 
-    Vectorised with ``index_add_``/``bincount`` (one kernel each, no Python loop over classes, no host
-    synchronisation), so it costs O(N C + C^2) on the device even at C = 1000.
+    Each sample adds its share pi * (p_n - bank[k_n]) / N_k to its row, which sums to exactly the update
+    above; rows of absent classes receive nothing. One gather and one ``index_add_``: O(N C) work, no
+    Python loop over classes, no O(C^2) pass over the bank and no host synchronisation (C = 1000 is cheap).
     """
     with torch.no_grad():
-        c = bank.shape[0]
         probs = probs.to(bank.dtype)
-        sums = torch.zeros_like(bank).index_add_(0, pseudo_labels, probs)
-        counts = torch.bincount(pseudo_labels, minlength=c).to(bank.dtype).unsqueeze(1)
-        means = sums / counts.clamp_min(1.0)
-        bank.copy_(torch.where(counts > 0, (1.0 - pi) * bank + pi * means, bank))
+        counts = torch.bincount(pseudo_labels, minlength=bank.shape[0]).to(bank.dtype)
+        share = (pi / counts[pseudo_labels]).unsqueeze(1)
+        bank.index_add_(0, pseudo_labels, share * (probs - bank[pseudo_labels]))
+
+
+class _SurrogateLoss(torch.autograd.Function):
+    """L = -(1/delta) sum_i (p_i - a_i) z_i with p, a, delta constants in the weights and p carrying the
+    softmax gradient; its gradient is the closed form [a_i - p_i (z_i + T + 1)] / delta (dem_spec.md 1.6).
+
+    Written by hand rather than left to autograd because every factor is already computed for the bank
+    update and delta: the backward pass is then a single multiply, which keeps AdaDEM close to EM's cost
+    at C = 1000 (autograd would rebuild the softmax Jacobian-vector product through six extra nodes).
+    """
+
+    @staticmethod
+    def forward(ctx, z, p, anchor, reward, inv_delta):  # noqa: D102
+        ctx.save_for_backward((anchor - reward) * inv_delta)
+        return -((p - anchor) * z).sum(1) * inv_delta.squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        (grad,) = ctx.saved_tensors
+        return grad_out.unsqueeze(1) * grad, None, None, None, None
 
 
 class AdaDEM(nn.Module):
@@ -122,20 +141,28 @@ class AdaDEM(nn.Module):
         ``bank_mask`` restricts the bank update to the selected samples."""
         check_logits(logits, num_classes=self.num_classes)
         z = logits.to(compute_dtype(logits.dtype))
-        p = torch.softmax(z, dim=1)
-        k = p.detach().argmax(1)
-        if update and self.variant != "norm":
-            self._update(p.detach(), k, bank_mask)
-        if self.variant == "norm":
-            w = p - p.detach()
-        else:
-            anchor = self.bank.to(z.dtype)[k]
-            if self.anchor_weight != 1.0:
-                anchor = anchor * self.anchor_weight
-            w = p - anchor
-        if self.variant != "mec":
-            w = w / cadf_reward_norm(z.detach(), p.detach(), norm=self.norm, from_entropy=self.variant == "v")
-        return -(w * z).sum(1).to(logits.dtype)
+        with torch.no_grad():
+            zd = z.detach()
+            p = torch.softmax(zd, dim=1)
+            k = p.argmax(1)
+            if update and self.variant != "norm":
+                self._update(p, k, bank_mask)
+            t = -(p * zd).sum(1, keepdim=True)
+            reward = p * (zd + t + 1.0)                      # CADF reward, -dT/dz
+            if self.variant == "norm":
+                anchor = p                                   # EM's own GMC penalty
+            else:
+                anchor = self.bank.to(z.dtype).index_select(0, k)
+                if self.anchor_weight != 1.0:
+                    anchor = anchor * self.anchor_weight
+            if self.variant == "mec":
+                inv_delta = torch.ones_like(t)
+            elif self.variant == "v":
+                inv_delta = 1.0 / cadf_reward_norm(zd, p, norm=self.norm, from_entropy=True)
+            else:
+                d = torch.linalg.vector_norm(reward, ord=_NORMS[self.norm], dim=1, keepdim=True)
+                inv_delta = 1.0 / d.clamp_min(torch.finfo(d.dtype).tiny ** 0.5)
+        return _SurrogateLoss.apply(z, p, anchor, reward, inv_delta).to(logits.dtype)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, pi={self.pi}, variant={self.variant!r}, norm={self.norm!r}"
