@@ -27,8 +27,11 @@ kw = {} if method in ("source", "bn") else {"optimizer": {"lr": 1e-3}}
 g = torch.Generator().manual_seed(0)
 xs = [torch.rand(64, 1, 32, 32, generator=g).to(dev) for _ in range(int(batches))]
 if method == "eata": kw["fisher_loader"] = xs[:4]
-if method in ("eta", "eata", "sar"): kw["e_margin"] = 100.0   # time the full update path on every batch
-if method == "deyo": kw.update(ent_margin=100.0, plpd_threshold=-1.0)
+import math
+E = math.log(10) + 1e-3  # every sample passes the entropy filters: time the full update path on every batch
+if method in ("eta", "eata"): kw.update(e_margin=E, d_margin=2.0)
+if method == "sar": kw["e_margin"] = E
+if method == "deyo": kw.update(ent_margin=E, plpd_threshold=-1.0)
 ad = make_adapter(method, model, objective, **kw)
 for x in xs[:3]: ad(x)   # warm-up
 if dev.type == "cuda": torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()

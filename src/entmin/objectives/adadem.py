@@ -65,12 +65,12 @@ class _SurrogateLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, z, p, anchor, reward, inv_delta):  # noqa: D102
+    def forward(ctx, z, p, anchor, reward, inv_delta):
         ctx.save_for_backward((anchor - reward) * inv_delta)
         return -((p - anchor) * z).sum(1) * inv_delta.squeeze(1)
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         (grad,) = ctx.saved_tensors
         return grad_out.unsqueeze(1) * grad, None, None, None, None
 
