@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/entmin compare --methods source,bn,tent --objectives em,adadem --protocols single,continual \
-  --models cnn --seeds 1 --n-per-domain 2000 --store results/quickstart.sqlite --out results/quickstart "$@"
+  --models cnn --seeds 1 --n-per-domain 1000 --store results/quickstart.sqlite --out results/quickstart "$@"
