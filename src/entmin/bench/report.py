@@ -51,7 +51,9 @@ def build_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "std": _std(seed_means), "seeds": sorted(complete), "partial_seeds": sorted(set(by_seed) - set(complete)),
                     "wall_seconds": sum(r["wall_seconds"] for r in rs)})
     order = {"source": 0, "bn": 1, "tent": 2, "eta": 3, "eata": 4, "sar": 5, "deyo": 6}
-    out.sort(key=lambda e: (e["model"], e["protocol"], order.get(e["method"], 9), e["objective"], e["lr"] or 0))
+    obj_order = {"-": 0, "em": 1, "dem": 2, "cadf": 3, "adadem_norm": 4, "adadem_mec": 5, "adadem_v": 6, "adadem": 7}
+    out.sort(key=lambda e: (e["model"], e["protocol"], order.get(e["method"], 9),
+                            obj_order.get(e["objective"].split("(")[0], 8), e["objective"], e["lr"] or 0))
     return out
 
 
