@@ -107,3 +107,22 @@ def test_cluster_score_prefers_tight_clusters():
     tight = centers[labels] + 0.1 * torch.randn(200, 2, generator=g)
     loose = centers[labels] + 3.0 * torch.randn(200, 2, generator=g)
     assert cluster_score(tight, labels) > 10 * cluster_score(loose, labels)
+
+
+def test_two_phase_run_and_plots(tmp_path):
+    from entmin.estimate import BASELINES
+    from entmin.estimate.evaluate import FLIP_METHODS, scatter_plot
+    from entmin.estimate.phases import plot_phases, two_phase_run
+
+    g = torch.Generator().manual_seed(0)
+    clean = (torch.rand(200, 1, 32, 32, generator=g), torch.arange(200) % 10)
+    shifted = (torch.rand(200, 1, 32, 32, generator=g), torch.arange(200) % 10)
+    rows = two_phase_run(tiny_cnn, clean, shifted, steps=4, every=2, batch_size=32, eval_size=64, lr=0.1)
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    assert all(0 <= r["accuracy"] <= 1 and r["distance_to_source_means"] > 0 and r["cluster_score"] >= 0
+               for r in rows)
+    plot_phases({"em": rows}, tmp_path / "p.png")
+    ests = {f"s{i}": dict({m: 0.1 * i for m in list(BASELINES) + list(FLIP_METHODS)}, true=0.1 * i + 0.05)
+            for i in range(5)}
+    scatter_plot(ests, tmp_path / "s.png")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "s.png").stat().st_size > 1000

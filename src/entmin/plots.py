@@ -8,13 +8,7 @@ import torch
 __all__ = ["contact_sheet", "reward_figure"]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ._plotting import pyplot as _plt
 
 
 def contact_sheet(out: str | Path, index: int = 0, data_dir: str | None = None, cache_dir: str | None = None,

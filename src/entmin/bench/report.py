@@ -111,13 +111,8 @@ def write_csv(entries: list[dict[str, Any]], path: str | Path) -> None:
                                                                for d in domains])
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .._plotting import finish
+from .._plotting import pyplot as _plt
 
 
 def plot_per_corruption(entries: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
@@ -129,12 +124,7 @@ def plot_per_corruption(entries: list[dict[str, Any]], path: str | Path, title: 
         xs = [j + i * width for j in range(len(domains))]
         ax.bar(xs, [100 * e["per_domain"][d] for d in domains], width, label=f"{e['method']}+{e['objective']}")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(domains))], [ABBREV.get(d, d) for d in domains])
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, ax, path, xlabel="corruption", ylabel="top-1 accuracy (%)", title=title, legend_fontsize=7)
 
 
 def plot_continual_stream(rows: list[dict[str, Any]], path: str | Path, window: int = 10, title: str = "") -> None:
@@ -160,13 +150,8 @@ def plot_continual_stream(rows: list[dict[str, Any]], path: str | Path, window: 
             for e in edges[:-1]:
                 ax.axvline(e, color="grey", lw=0.3)
             bounds_drawn = True
-    ax.set_xlabel("batch along the stream (15 corruptions in order)")
-    ax.set_ylabel(f"accuracy (%), {window}-batch average")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, ax, path, xlabel="batch along the stream (15 corruptions in order)",
+           ylabel=f"accuracy (%), {window}-batch average", title=title, legend_fontsize=7)
 
 
 def plot_class_distribution(rows_by_label: dict[str, list[int]], path: str | Path, title: str = "") -> None:
@@ -179,13 +164,8 @@ def plot_class_distribution(rows_by_label: dict[str, list[int]], path: str | Pat
         ax.plot(range(1, len(props) + 1), props, marker="o", label=label)
     ax.axhline(1 / max(1, len(next(iter(rows_by_label.values())))), color="grey", ls="--", lw=0.8,
                label="balanced (true)")
-    ax.set_xlabel("predicted class, sorted by frequency")
-    ax.set_ylabel("proportion of predictions")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, ax, path, xlabel="predicted class, sorted by frequency", ylabel="proportion of predictions",
+           title=title)
 
 
 def lr_table_markdown(entries: list[dict[str, Any]]) -> str:
@@ -228,10 +208,4 @@ def plot_lr_sweep(entries: list[dict[str, Any]], path: str | Path, title: str = 
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("mean top-1 accuracy (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, ax, path, xlabel="learning rate", ylabel="mean top-1 accuracy (%)", title=title, legend_fontsize=7)

@@ -99,10 +99,9 @@ def mae_table_markdown(per_model: dict[str, dict[str, dict[str, float]]]) -> str
 
 
 def scatter_plot(ests: dict[str, dict[str, float]], path: str | Path, title: str = "") -> None:
-    import matplotlib
+    from .._plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = list(BASELINES) + list(FLIP_METHODS)
     fig, axes = plt.subplots(2, 4, figsize=(14, 7), sharex=True, sharey=True)

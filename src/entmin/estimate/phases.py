@@ -95,10 +95,9 @@ def two_phase_run(model_factory: Callable[[], nn.Module], clean: tuple[torch.Ten
 
 
 def plot_phases(runs: dict[str, list[dict[str, float]]], path: str | Path, title: str = "") -> None:
-    import matplotlib
+    from .._plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keys = [("accuracy", "accuracy"), ("distance_to_source_means", "distance to source class means (rel.)"),
             ("cluster_score", "cluster quality (between/within)")]

@@ -36,19 +36,11 @@ def training_table_markdown(records: dict[str, dict[str, Any]]) -> str:
 
 def plot_per_class_f1(records: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> None:
     """Per-class F1 (mean over seeds), one line per method (the DEM paper's Fig. 5 analog)."""
-    import matplotlib
+    from .._plotting import finish, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     for (_task, _model, setting, loss, _steps), rs in sorted(_group(records).items()):
         f1 = np.mean([r["per_class_f1"] for r in rs], axis=0)
         ax.plot(range(len(f1)), f1, marker="o", label=f"{loss} ({setting}): mean {f1.mean():.3f}")
-    ax.set_xlabel("class (0 = head ... 9 = tail)")
-    ax.set_ylabel("F1 on the balanced test set")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, ax, path, xlabel="class (0 = head ... 9 = tail)", ylabel="F1 on the balanced test set",
+           title=title, legend_fontsize=7)
