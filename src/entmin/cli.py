@@ -443,6 +443,7 @@ def estimate(model: str = "cnn", corruption: str = "gaussian_noise", severity: i
 
     from .data.cache import FMNISTC
     from .estimate.baselines import BASELINES
+    from .estimate.evaluate import predict_logits
     from .estimate.flips import FlipsConfig, PolynomialMap, measure_flips
     from .models.checkpoints import load_source_model
     from .utils import resolve_device
@@ -465,10 +466,9 @@ def estimate(model: str = "cnn", corruption: str = "gaussian_noise", severity: i
         spec = json.loads(maps_path.read_text())
         cfg = FlipsConfig(**spec["flips_config"])
         src = load_source_model(model).to(dev)
-        with torch.no_grad():
-            logits = torch.cat([src(x[i:i + 1000].to(dev)).cpu() for i in range(0, len(x), 1000)])
-            xi, yi = data.load("clean", 0)
-            id_logits = torch.cat([src(xi[i:i + 1000].to(dev)).cpu() for i in range(0, len(xi), 1000)])
+        logits = predict_logits(src, x, dev)
+        xi, yi = data.load("clean", 0)
+        id_logits = predict_logits(src, xi, dev)
         result = {name: make().fit(id_logits, yi).estimate(logits) for name, make in BASELINES.items()}
         stats = measure_flips(lambda: load_source_model(model), x, cfg, dev)
         for name, coef in spec["maps"].items():

@@ -38,7 +38,8 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
                constrain: bool = True, study_path: str | Path = "results/search.sqlite", sampler_seed: int = 0,
                run_kwargs: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
                executor: Any = None, parallel: int = 4) -> dict[str, Any]:
-    """TPE search; with a Ray ``executor`` the trials run ``parallel`` at a time (Optuna ask/tell)."""
+    """TPE search (Optuna ask/tell): in-process one trial at a time, or ``parallel`` trials at a time as tasks
+    of a Ray ``executor``. A trial whose run fails is told FAIL and the search goes on."""
     try:
         import optuna
     except ImportError:
@@ -52,18 +53,6 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{study_path}", direction="maximize",
                                 load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=sampler_seed))
 
-    def objective(trial: optuna.Trial) -> float:
-        alpha = trial.suggest_float("alpha", 0.0, 2.0, step=0.1)
-        tau_max = 2.0 if not constrain or alpha == 0 else min(2.0, math.floor(round(20.0 / alpha, 6)) / 10)
-        tau = trial.suggest_float("tau", 0.1, max(0.1, tau_max), step=0.1)
-        cfg = dataclasses.replace(base, objective="dem", split="search",
-                                  objective_options=(("alpha", round(alpha, 1)), ("tau", round(tau, 1))))
-        rows = run_experiment(cfg, seeds, store, **run_kwargs)
-        acc = summarize([r for r in rows if r["seed"] in seeds])["mean"]
-        if progress:
-            progress(f"trial {trial.number}: tau={tau:.1f} alpha={alpha:.1f} -> {100 * acc:.2f}%")
-        return acc
-
     def trial_config(trial: optuna.Trial) -> RunConfig:
         alpha = trial.suggest_float("alpha", 0.0, 2.0, step=0.1)
         tau_max = 2.0 if not constrain or alpha == 0 else min(2.0, math.floor(round(20.0 / alpha, 6)) / 10)
@@ -71,12 +60,16 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
         return dataclasses.replace(base, objective="dem", split="search",
                                    objective_options=(("alpha", round(alpha, 1)), ("tau", round(tau, 1))))
 
+    if executor is None:
+        from .executors import LocalExecutor
+
+        executor = LocalExecutor()
+    # in-process trials run one at a time, so TPE sees every finished trial before sampling the next
+    in_flight = 1 if executor.name == "local" else parallel
     complete = optuna.trial.TrialState.COMPLETE
     remaining = trials - len([t for t in study.trials if t.state == complete])
-    if remaining > 0 and (executor is None or executor.name == "local"):
-        study.optimize(objective, n_trials=remaining, catch=(RuntimeError, ValueError))
-    while executor is not None and executor.name != "local" and remaining > 0:
-        batch = [study.ask() for _ in range(min(parallel, remaining))]
+    while remaining > 0:
+        batch = [study.ask() for _ in range(min(in_flight, remaining))]
         cfgs = {id(t): trial_config(t) for t in batch}
         by_hash = {cfgs[id(t)].hash: t for t in batch}
         for res in executor.run(list(cfgs.values()), list(seeds), store, run_kwargs):
@@ -96,9 +89,7 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
     best = study.best_trial
     result = {"tau": round(best.params["tau"], 1), "alpha": round(best.params["alpha"], 1),
               "search_accuracy": best.value, "trials": len(study.trials), "study": name}
-    with store.conn:
-        store.conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, strftime('%s','now'))",
-                           (DEM_STAR_KIND, _key(base), __import__("json").dumps(result)))
+    store.put_record(DEM_STAR_KIND, _key(base), result, replace=True)
     # report on the held-out 80%: DEM*, EM and AdaDEM
     held: dict[str, float] = {}
     for label, obj, opts in (("DEM*", "dem", (("alpha", result["alpha"]), ("tau", result["tau"]))), ("EM", "em", ()),

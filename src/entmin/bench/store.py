@@ -79,9 +79,11 @@ class ResultStore:
         return out
 
     # ----- generic records (accuracy-estimation splits, ...) ----------------------------------------------
-    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+    def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = False) -> None:
+        """Write a record once (a second write of the same key is ignored), or overwrite it with ``replace``."""
+        verb = "REPLACE" if replace else "IGNORE"
         with self.conn:
-            self.conn.execute("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?)",
+            self.conn.execute(f"INSERT OR {verb} INTO records VALUES (?, ?, ?, ?)",
                               (kind, key, json.dumps(value), time.time()))
 
     def get_records(self, kind: str) -> dict[str, dict[str, Any]]:

@@ -36,7 +36,8 @@ FLIP_METHODS = {"WF (quadratic)": ("weighted_flips", 2), "Flips (linear)": ("fli
 
 
 @torch.no_grad()
-def _logits(model, x, device, chunk=1000) -> torch.Tensor:
+def predict_logits(model, x, device, chunk=1000) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in chunks, gathered on the CPU."""
     return torch.cat([model(x[i:i + chunk].to(device)).float().cpu() for i in range(0, len(x), chunk)])
 
 
@@ -47,7 +48,7 @@ def collect_records(model_name: str, store: ResultStore, cfg: FlipsConfig, *, da
     done = store.get_records(kind)
     source = load_source_model(model_name).to(device).eval()
     x_id, y_id = data.load("clean", 0)
-    id_logits = _logits(source, x_id, device)
+    id_logits = predict_logits(source, x_id, device)
     fitted = {name: make().fit(id_logits, y_id) for name, make in BASELINES.items()}
     splits = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     for c, s in splits:
@@ -55,7 +56,7 @@ def collect_records(model_name: str, store: ResultStore, cfg: FlipsConfig, *, da
         if key in done:
             continue
         x, y = data.load(c, s)
-        logits = id_logits if c == "clean" else _logits(source, x, device)
+        logits = id_logits if c == "clean" else predict_logits(source, x, device)
         rec: dict[str, Any] = {"corruption": c, "severity": s,
                                "accuracy": float((logits.argmax(1) == y).float().mean())}
         rec.update({name: est.estimate(logits) for name, est in fitted.items()})

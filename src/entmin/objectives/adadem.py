@@ -35,10 +35,13 @@ def cadf_reward_norm(z: torch.Tensor, p: torch.Tensor, *, norm: str = "l1", from
     ``from_entropy`` (AdaDEM-V). Shape (N, 1), no gradient."""
     with torch.no_grad():
         t = -(p * z).sum(1, keepdim=True)
-        g = p * (z + t) if from_entropy else p * (z + t + 1.0)
-        d = torch.linalg.vector_norm(g, ord=_NORMS[norm], dim=1, keepdim=True)
-        # ||grad H|| vanishes at one-hot and uniform predictions (AdaDEM-V); keep the division finite.
-        return d.clamp_min(torch.finfo(d.dtype).tiny ** 0.5)
+        return _row_norm(p * (z + t) if from_entropy else p * (z + t + 1.0), norm)
+
+
+def _row_norm(g: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-row norm (N, 1), floored: ||grad H|| vanishes at one-hot and uniform predictions (AdaDEM-V)."""
+    d = torch.linalg.vector_norm(g, ord=_NORMS[norm], dim=1, keepdim=True)
+    return d.clamp_min(torch.finfo(d.dtype).tiny ** 0.5)
 
 
 def update_mec_bank(bank: torch.Tensor, probs: torch.Tensor, pseudo_labels: torch.Tensor, pi: float) -> None:
@@ -157,11 +160,8 @@ class AdaDEM(nn.Module):
                     anchor = anchor * self.anchor_weight
             if self.variant == "mec":
                 inv_delta = torch.ones_like(t)
-            elif self.variant == "v":
-                inv_delta = 1.0 / cadf_reward_norm(zd, p, norm=self.norm, from_entropy=True)
-            else:
-                d = torch.linalg.vector_norm(reward, ord=_NORMS[self.norm], dim=1, keepdim=True)
-                inv_delta = 1.0 / d.clamp_min(torch.finfo(d.dtype).tiny ** 0.5)
+            else:  # AdaDEM-V normalises by the entropy gradient p (z + T) = reward - p
+                inv_delta = 1.0 / _row_norm(reward - p if self.variant == "v" else reward, self.norm)
         return _SurrogateLoss.apply(z, p, anchor, reward, inv_delta).to(logits.dtype)
 
     def extra_repr(self) -> str:
