@@ -56,3 +56,9 @@ def test_train_cli(tmp_path, fmnist_test):
                                    "--out", str(tmp_path / "o"), "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "entmin_adadem" in res.output and (tmp_path / "o" / "semi_per_class_f1_labels_per_class2.png").exists()
+    ckpts = sorted((tmp_path / "o" / "checkpoints").glob("*.pt"))
+    assert [p.name.split("-")[1] for p in ckpts] == ["entmin", "entmin_adadem"]
+    from entmin.models.small import build_model
+
+    model = build_model("cnn")
+    model.load_state_dict(torch.load(ckpts[0], weights_only=True))  # a loadable, complete state dict

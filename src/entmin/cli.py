@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def train_source_cmd(model: str = typer.Option("cnn", help="cnn or vit"), seed: 
 
 @app.command()
 def corrupt(data_dir: str | None = None, cache_dir: str | None = None,
-            severities: str = typer.Option("1,2,3,4,5"), corruptions: str = typer.Option("all")) -> None:
+            severities: str = typer.Option("1,2,3,4,5"), corruptions: str = typer.Option("all"),
+            workers: int = typer.Option(0, help="parallel build processes (0 = one per CPU core)")) -> None:
     """Build (or verify) the Fashion-MNIST-C cache: 15 corruptions x 5 severities of the 10,000 test images."""
     from .data.cache import FMNISTC
     from .data.corruptions import CORRUPTIONS
@@ -64,7 +66,8 @@ def corrupt(data_dir: str | None = None, cache_dir: str | None = None,
     try:
         with _progress() as prog:
             task = prog.add_task("corrupting", total=len(names) * len(sev))
-            ds.build_all(names, sev, progress=lambda c, s: prog.update(task, advance=1, description=f"{c}-{s}"))
+            ds.build_all(names, sev, progress=lambda c, s: prog.update(task, advance=1, description=f"{c}-{s}"),
+                         workers=workers or os.cpu_count() or 1)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     console.print(f"cache ready at {ds.root}")
@@ -346,7 +349,9 @@ def train(task: str = typer.Option("supervised", help="supervised | semi | imbal
           labels_per_class: str = "25", imbalance_ratios: str = "10,100", n_train: int | None = None,
           n_test: int | None = typer.Option(None, help="evaluate on the first n test images (default all)"),
           store: Path = Path("results/train.sqlite"), out: Path = Path("results/train"),
-          data_dir: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+          data_dir: str | None = None, device: str = "auto", threads: int | None = None,
+          save_checkpoints: bool = typer.Option(True, help="save each trained model under <out>/checkpoints")
+          ) -> None:
     """Train with entropy objectives: supervised MIN-ENT/MIX-ENT, semi-supervised EM vs AdaDEM (+FixMatch),
     long-tailed data; several seeds, results in a store (finished runs are skipped), a table and plots."""
     from .bench.store import ResultStore
@@ -369,7 +374,8 @@ def train(task: str = typer.Option("supervised", help="supervised | semi | imbal
         keys = set()
         for cfg in cfgs:
             for seed in [int(s) for s in _split(seeds)]:
-                run_training(cfg, seed, data_dir=data_dir, device=dev, store=st, progress=console.print)
+                run_training(cfg, seed, data_dir=data_dir, device=dev, store=st, progress=console.print,
+                             checkpoint_dir=out / "checkpoints" if save_checkpoints else None)
                 keys.add(f"{cfg.key}|seed={seed}")
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))

@@ -1,8 +1,10 @@
 """Fashion-MNIST-C: the corrupted test splits, built once and cached outside git with checksums.
 
-Layout: ``<cache>/fmnist-c/seed<seed>/<corruption>-<severity>.npy`` (uint8, (N, 32, 32)) and a
-``manifest.json`` with each file's sha256. A split is rebuilt when its file is missing or its checksum
-does not match (a truncated write or a corrupted disk never yields silently wrong data).
+Layout: ``<cache>/fmnist-c/v<version>-seed<seed>/<corruption>-<severity>.npy`` (uint8, (N, 32, 32)), each
+with a ``.sha256`` sidecar holding its checksum. A split is rebuilt when its file is missing or its checksum
+does not match (a truncated write or a corrupted disk never yields silently wrong data). One sidecar per
+split (not one shared manifest) lets several processes build or read the cache at once without a lock:
+every write is a whole-file atomic replace, so no writer can lose another's entry.
 """
 from __future__ import annotations
 
@@ -49,17 +51,20 @@ class FMNISTC:
         self.root = Path(cache_dir or default_cache_dir()) / "fmnist-c" / f"v{CACHE_VERSION}-seed{self.seed}"
         self._clean: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+    def checksum_path(self, corruption: str, severity: int) -> Path:
+        return self.path(corruption, severity).with_suffix(".sha256")
 
-    def _manifest(self) -> dict[str, str]:
-        if self.manifest_path.is_file():
+    def _recorded_checksum(self, corruption: str, severity: int) -> str | None:
+        side = self.checksum_path(corruption, severity)
+        if side.is_file():
+            return side.read_text().strip()
+        legacy = self.root / "manifest.json"  # caches written before the sidecars (entmin 0.1.0 dev)
+        if legacy.is_file():
             try:
-                return json.loads(self.manifest_path.read_text())
+                return json.loads(legacy.read_text()).get(self.path(corruption, severity).name)
             except json.JSONDecodeError:
-                return {}
-        return {}
+                return None
+        return None
 
     def clean(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._clean is None:
@@ -74,7 +79,7 @@ class FMNISTC:
 
     def is_valid(self, corruption: str, severity: int) -> bool:
         p = self.path(corruption, severity)
-        return p.is_file() and self._manifest().get(p.name) == _sha256(p)
+        return p.is_file() and self._recorded_checksum(corruption, severity) == _sha256(p)
 
     def build(self, corruption: str, severity: int, chunk: int = 2000) -> Path:
         x, _ = self.clean()
@@ -83,21 +88,37 @@ class FMNISTC:
         arr = np.uint8(np.round(torch.cat(parts)[:, 0].numpy() * 255))
         p = self.path(corruption, severity)
         _atomic_save(p, arr)
-        man = self._manifest()
-        man[p.name] = _sha256(p)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(man, indent=1, sort_keys=True))
-        os.replace(tmp, self.manifest_path)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(_sha256(p) + "\n")
+        os.replace(tmp, self.checksum_path(corruption, severity))
         return p
 
     def build_all(self, corruptions=None, severities=SEVERITIES,
-                  progress: Callable[[str, int], None] | None = None) -> None:
-        for c in corruptions or CORRUPTIONS:
-            for s in severities:
-                if not self.is_valid(c, s):
-                    self.build(c, s)
+                  progress: Callable[[str, int], None] | None = None, workers: int = 1) -> None:
+        """Build every missing or damaged split; ``workers > 1`` builds splits in parallel processes
+        (the corruptions are NumPy code that uses one core each)."""
+        todo = [(c, s) for c in corruptions or CORRUPTIONS for s in severities]
+        missing = [(c, s) for c, s in todo if not self.is_valid(c, s)]
+        for c, s in todo:
+            if (c, s) not in missing and progress:
+                progress(c, s)
+        if workers <= 1:
+            for c, s in missing:
+                self.build(c, s)
                 if progress:
                     progress(c, s)
+            return
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        self.clean()  # fail here, with the install hint, rather than in every worker
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_build_one, self.data_dir, self.root, self.seed, c, s): (c, s)
+                       for c, s in missing}
+            for fut in as_completed(futures):
+                fut.result()
+                if progress:
+                    progress(*futures[fut])
 
     def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, 1, 32, 32) float32 in [0, 1], labels). Severity 0 or corruption 'clean' = clean test set."""
@@ -111,3 +132,11 @@ class FMNISTC:
             self.build(corruption, severity)
         arr = np.load(self.path(corruption, severity), allow_pickle=False)
         return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(1), self.labels()
+
+
+def _build_one(data_dir, root: Path, seed: int, corruption: str, severity: int) -> None:
+    """Process-pool entry point: build one split with one intra-op thread (the pool supplies parallelism)."""
+    torch.set_num_threads(1)
+    ds = FMNISTC(data_dir, seed=seed)
+    ds.root = root
+    ds.build(corruption, severity)

@@ -12,11 +12,13 @@ Every run is one record in the results store (resumable: finished runs are skipp
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,8 +133,12 @@ def _evaluate(model, x, y, device) -> dict[str, Any]:
 
 
 def run_training(cfg: TrainConfig, seed: int, *, data_dir: str | None = None, device: str | torch.device = "cpu",
-                 store: ResultStore | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train one model; returns (and stores) test accuracy, macro-F1, per-class F1, predicted-class counts."""
+                 store: ResultStore | None = None, progress: Callable[[str], None] | None = None,
+                 checkpoint_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train one model; returns (and stores) test accuracy, macro-F1, per-class F1, predicted-class counts.
+
+    With ``checkpoint_dir`` the trained weights are saved there (``<task>-<loss>-<sha1 of the config>-seed<k>.pt``,
+    a plain state dict that ``torch.load(..., weights_only=True)`` reads) and the record names the file."""
     kind, key = f"train:{cfg.task}", f"{cfg.key}|seed={seed}"
     if store is not None and key in (done := store.get_records(kind)):
         return done[key]
@@ -217,6 +223,14 @@ def run_training(cfg: TrainConfig, seed: int, *, data_dir: str | None = None, de
                n_labelled=len(lab_idx), n_unlabelled=0 if unl_idx is None else len(unl_idx))
     if sup_loss is not None:
         res["betas"] = [round(float(v), 4) for v in sup_loss.betas().detach()]
+    if checkpoint_dir is not None:
+        digest = hashlib.sha1(cfg.key.encode()).hexdigest()[:10]
+        path = Path(checkpoint_dir) / f"{cfg.task}-{cfg.loss}-{digest}-seed{seed}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        tmp.replace(path)  # atomic: a killed run never leaves a truncated checkpoint under the final name
+        res["checkpoint"] = str(path)
     if store is not None:
         store.put_record(kind, key, res)
     return res
