@@ -40,6 +40,14 @@ def test_search_resumes_and_feeds_compare(tmp_path, base, fmnist_test):
                                    "--device", "cpu"])
     assert out.exit_code == 0, out.output
     assert f"tau={res2['tau']}" in out.output
+    # `report` adds the DEM* table from the stored record, with the held-out accuracies of the search
+    assert best_dem_params(store, base)["holdout_accuracy"] == res2["holdout_accuracy"]
+    rep = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "rep")])
+    assert rep.exit_code == 0, rep.output
+    row = next(line for line in (tmp_path / "rep" / "dem_star.md").read_text().splitlines()
+               if line.startswith("| cnn | single | tent |"))
+    assert f"| {res2['tau']:.1f} | {res2['alpha']:.1f} | 5 |" in row
+    assert f"{100 * res2['holdout_accuracy']['AdaDEM']:.1f}" in row
 
 
 def test_compare_dem_star_without_search_is_a_clear_error(tmp_path):

@@ -327,6 +327,13 @@ def _report(store, out: Path, hashes: set | None = None) -> None:
         plot_continual_stream([r for r in cont if r["config"]["model"] == model],
                               out / f"continual_stream_{model}.png", title=f"{model}, continual")
     print(md)
+    from .bench.report import dem_star_table_markdown
+    from .search import DEM_STAR_KIND
+
+    if stars := store.get_records(DEM_STAR_KIND):
+        dem_md = dem_star_table_markdown(stars)
+        (out / "dem_star.md").write_text(dem_md)
+        print("DEM* (TPE search of tau, alpha on a labelled 20%; accuracy on the other 80%)\n\n" + dem_md)
     console.print(f"tables and plots written to {out}/")
 
 

@@ -97,4 +97,5 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
         cfg = dataclasses.replace(base, objective=obj, objective_options=opts, split="holdout")
         held[label] = summarize(run_experiment(cfg, seeds, store, **run_kwargs))["mean"]
     result["holdout_accuracy"] = held
+    store.put_record(DEM_STAR_KIND, _key(base), result, replace=True)
     return result

@@ -209,3 +209,19 @@ def plot_lr_sweep(entries: list[dict[str, Any]], path: str | Path, title: str = 
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     ax.set_xscale("log")
     finish(fig, ax, path, xlabel="learning rate", ylabel="mean top-1 accuracy (%)", title=title, legend_fontsize=7)
+
+
+def dem_star_table_markdown(records: dict[str, dict[str, Any]]) -> str:
+    """DEM* rows from the search records (``entmin search``): (tau*, alpha*), the search accuracy on the
+    labelled 20%, and DEM*, EM and AdaDEM on the held-out 80% of the same streams."""
+    lines = ["| model | protocol | host | τ* | α* | trials | search 20% | DEM* 80% | EM 80% | AdaDEM 80% | "
+             "AdaDEM − DEM* |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(records, key=lambda k: (k.split(":")[1], k.split(":")[2], k.split(":")[0])):
+        method, model, protocol = key.split(":")[:3]
+        r = records[key]
+        held = r.get("holdout_accuracy") or {}
+        cells = [f"{100 * held[k]:.1f}" if k in held else "–" for k in ("DEM*", "EM", "AdaDEM")]
+        gap = f"{100 * (held['AdaDEM'] - held['DEM*']):+.1f}" if len(held) == 3 else "–"
+        lines.append(f"| {model} | {protocol} | {method} | {r['tau']:.1f} | {r['alpha']:.1f} | {r['trials']} | "
+                     f"{100 * r['search_accuracy']:.1f} | {' | '.join(cells)} | {gap} |")
+    return "\n".join(lines) + "\n"
