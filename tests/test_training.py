@@ -62,3 +62,7 @@ def test_train_cli(tmp_path, fmnist_test):
 
     model = build_model("cnn")
     model.load_state_dict(torch.load(ckpts[0], weights_only=True))  # a loadable, complete state dict
+    # the same store feeds `entmin report`, like the benchmark's
+    rep = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "rep")])
+    assert rep.exit_code == 0, rep.output
+    assert "entmin_adadem" in (tmp_path / "rep" / "train_semi_table.md").read_text()

@@ -302,6 +302,9 @@ def _report(store, out: Path, hashes: set | None = None) -> None:
     )
 
     rows = [r for r in store.cells() if hashes is None or r["config_hash"] in hashes]
+    out.mkdir(parents=True, exist_ok=True)
+    if hashes is None and _report_training(store, out) and not rows:
+        return
     if not rows:
         _fail(f"no results in {store.path}")
     entries = build_table(rows)
@@ -335,6 +338,20 @@ def _report(store, out: Path, hashes: set | None = None) -> None:
         (out / "dem_star.md").write_text(dem_md)
         print("DEM* (TPE search of tau, alpha on a labelled 20%; accuracy on the other 80%)\n\n" + dem_md)
     console.print(f"tables and plots written to {out}/")
+
+
+def _report_training(store, out: Path) -> bool:
+    """Tables of the `entmin train` records in ``store`` (one per task); True if there were any."""
+    from .training.report import training_table_markdown
+
+    found = False
+    for task in ("supervised", "semi", "imbalanced"):
+        if recs := store.get_records(f"train:{task}"):
+            md = training_table_markdown(recs)
+            (out / f"train_{task}_table.md").write_text(md)
+            print(md)
+            found = True
+    return found
 
 
 @app.command()

@@ -214,8 +214,8 @@ def plot_lr_sweep(entries: list[dict[str, Any]], path: str | Path, title: str = 
 def dem_star_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     """DEM* rows from the search records (``entmin search``): (tau*, alpha*), the search accuracy on the
     labelled 20%, and DEM*, EM and AdaDEM on the held-out 80% of the same streams."""
-    lines = ["| model | protocol | host | τ* | α* | trials | search 20% | DEM* 80% | EM 80% | AdaDEM 80% | "
-             "AdaDEM − DEM* |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| model | protocol | host | τ* | α* | trials | search 20% | DEM* 80% | EM 80% | AdaDEM 80% | "
+              "AdaDEM − DEM* |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(records, key=lambda k: (k.split(":")[1], k.split(":")[2], k.split(":")[0])):
         method, model, protocol = key.split(":")[:3]
         r = records[key]
