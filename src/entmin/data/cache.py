@@ -9,6 +9,7 @@ every write is a whole-file atomic replace, so no writer can lose another's entr
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -34,11 +35,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Whole-file write through a temporary file and ``os.replace``: readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
-        np.save(f, arr)
+        f.write(data)
     os.replace(tmp, path)
 
 
@@ -48,7 +50,8 @@ class FMNISTC:
     def __init__(self, data_dir: str | Path | None = None, cache_dir: str | Path | None = None, seed: int = 0) -> None:
         self.data_dir = data_dir
         self.seed = int(seed)
-        self.root = Path(cache_dir or default_cache_dir()) / "fmnist-c" / f"v{CACHE_VERSION}-seed{self.seed}"
+        self.cache_dir = Path(cache_dir or default_cache_dir())
+        self.root = self.cache_dir / "fmnist-c" / f"v{CACHE_VERSION}-seed{self.seed}"
         self._clean: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def checksum_path(self, corruption: str, severity: int) -> Path:
@@ -86,12 +89,12 @@ class FMNISTC:
         parts = [corrupt(x[i:i + chunk], corruption, severity, seed=self.seed * 1_000_003 + i // chunk)
                  for i in range(0, len(x), chunk)]
         arr = np.uint8(np.round(torch.cat(parts)[:, 0].numpy() * 255))
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        data = buf.getvalue()
         p = self.path(corruption, severity)
-        _atomic_save(p, arr)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(_sha256(p) + "\n")
-        os.replace(tmp, self.checksum_path(corruption, severity))
+        _atomic_write(p, data)
+        _atomic_write(self.checksum_path(corruption, severity), (hashlib.sha256(data).hexdigest() + "\n").encode())
         return p
 
     def build_all(self, corruptions=None, severities=SEVERITIES,
@@ -113,7 +116,7 @@ class FMNISTC:
 
         self.clean()  # fail here, with the install hint, rather than in every worker
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_build_one, self.data_dir, self.root, self.seed, c, s): (c, s)
+            futures = {pool.submit(_build_one, self.data_dir, self.cache_dir, self.seed, c, s): (c, s)
                        for c, s in missing}
             for fut in as_completed(futures):
                 fut.result()
@@ -134,9 +137,7 @@ class FMNISTC:
         return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(1), self.labels()
 
 
-def _build_one(data_dir, root: Path, seed: int, corruption: str, severity: int) -> None:
+def _build_one(data_dir, cache_dir: Path, seed: int, corruption: str, severity: int) -> None:
     """Process-pool entry point: build one split with one intra-op thread (the pool supplies parallelism)."""
     torch.set_num_threads(1)
-    ds = FMNISTC(data_dir, seed=seed)
-    ds.root = root
-    ds.build(corruption, severity)
+    FMNISTC(data_dir, cache_dir, seed).build(corruption, severity)
