@@ -9,14 +9,14 @@ it stopped instead of recomputing its prefix; the state is saved atomically and 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..utils import atomic_torch_save
 
 __all__ = ["ResultStore"]
 
@@ -94,11 +94,7 @@ class ResultStore:
         return self.resume_dir / f"{config_hash}-seed{seed}.pt"
 
     def save_state(self, config_hash: str, seed: int, position: int, state: dict[str, Any]) -> None:
-        self.resume_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.resume_dir, suffix=".tmp")
-        os.close(fd)
-        torch.save({"position": position, "state": state}, tmp)
-        os.replace(tmp, self._state_path(config_hash, seed))
+        atomic_torch_save({"position": position, "state": state}, self._state_path(config_hash, seed))
 
     def load_state(self, config_hash: str, seed: int) -> tuple[int, dict[str, Any]] | None:
         p = self._state_path(config_hash, seed)

@@ -29,7 +29,7 @@ from ..bench.store import ResultStore
 from ..data.fashion_mnist import load_fashion_mnist
 from ..models.small import build_model
 from ..objectives import AdaDEM, MinEnt, MixEnt, entropy
-from ..utils import seed_everything
+from ..utils import atomic_torch_save, seed_everything
 from .source import augment
 
 __all__ = [
@@ -226,10 +226,7 @@ def run_training(cfg: TrainConfig, seed: int, *, data_dir: str | None = None, de
     if checkpoint_dir is not None:
         digest = hashlib.sha1(cfg.key.encode()).hexdigest()[:10]
         path = Path(checkpoint_dir) / f"{cfg.task}-{cfg.loss}-{digest}-seed{seed}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        tmp.replace(path)  # atomic: a killed run never leaves a truncated checkpoint under the final name
+        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         res["checkpoint"] = str(path)
     if store is not None:
         store.put_record(kind, key, res)
