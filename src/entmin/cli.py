@@ -294,12 +294,14 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
 def _report(store, out: Path, hashes: set | None = None) -> None:
     from .bench.report import (
         build_table,
+        dem_star_table_markdown,
         plot_class_distribution,
         plot_continual_stream,
         plot_per_corruption,
         table_markdown,
         write_csv,
     )
+    from .search import DEM_STAR_KIND
 
     rows = [r for r in store.cells() if hashes is None or r["config_hash"] in hashes]
     out.mkdir(parents=True, exist_ok=True)
@@ -308,7 +310,6 @@ def _report(store, out: Path, hashes: set | None = None) -> None:
     if not rows:
         _fail(f"no results in {store.path}")
     entries = build_table(rows)
-    out.mkdir(parents=True, exist_ok=True)
     md = table_markdown(entries)
     (out / "table.md").write_text(md)
     write_csv(entries, out / "table.csv")
@@ -330,9 +331,6 @@ def _report(store, out: Path, hashes: set | None = None) -> None:
         plot_continual_stream([r for r in cont if r["config"]["model"] == model],
                               out / f"continual_stream_{model}.png", title=f"{model}, continual")
     print(md)
-    from .bench.report import dem_star_table_markdown
-    from .search import DEM_STAR_KIND
-
     if stars := store.get_records(DEM_STAR_KIND):
         dem_md = dem_star_table_markdown(stars)
         (out / "dem_star.md").write_text(dem_md)
