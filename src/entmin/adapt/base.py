@@ -236,6 +236,14 @@ class Adapter(nn.Module):
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def skip_update(self, logits: torch.Tensor, diag: dict[str, Any]) -> torch.Tensor:
+        """End a batch without an update (no sample passed the filters): drop any gradient, record the
+        diagnostics, return the batch's logits."""
+        assert self.optimizer is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        self._diag = diag
+        return logits.detach()
+
     @property
     def last_step(self) -> dict[str, float | int | bool]:
         """Diagnostics of the last batch as Python numbers (converted lazily: no device sync per batch)."""

@@ -82,9 +82,7 @@ class DeYO(Adapter):
         n1 = int(s1.sum())
         diag = {"n": x.shape[0], "entropy": ent.mean(), "reliable": n1, "selected": 0, "updated": False}
         if n1 == 0 or (self.uses_batch_stats and n1 < 2):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._diag = diag
-            return logits.detach()
+            return self.skip_update(logits, diag)
         with torch.no_grad():
             x_prime = self.destroy(x[s1].detach())
             probs_prime = self.model(x_prime).softmax(1)

@@ -71,9 +71,7 @@ class SAR(Adapter):
         diag = {"n": x.shape[0], "entropy": ent.mean(), "reliable": n1, "selected": 0, "recovered": False,
                 "updated": False}
         if n1 == 0:
-            self.optimizer.zero_grad(set_to_none=True)
-            self._diag = diag
-            return logits.detach()
+            return self.skip_update(logits, diag)
         loss1 = self.objective_loss(logits, s1)[s1].mean()
         loss1.backward()
         eps = self._perturb()
