@@ -100,13 +100,13 @@ class DeYO(Adapter):
             if not (self.reweight_ent or self.reweight_plpd):
                 weight = torch.ones_like(ent)
         n2 = int(s2.sum())
+        diag.update(selected=n2, plpd=plpd_s1.mean())
+        # Called before the no-update branch so that AdaDEM's bank (bank_update="all") sees every batch.
         per_sample = self.objective_loss(logits, s2)
-        if n2:
-            loss = (weight * per_sample)[s2].mean()
-            self.step(loss)
-            diag["loss"] = loss.detach()
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-        diag.update(selected=n2, updated=bool(n2), plpd=plpd_s1.mean())
+        if n2 == 0:
+            return self.skip_update(logits, diag)
+        loss = (weight * per_sample)[s2].mean()
+        self.step(loss)
+        diag.update(loss=loss.detach(), updated=True)
         self._diag = diag
         return logits.detach()

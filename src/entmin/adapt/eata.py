@@ -78,20 +78,22 @@ class ETA(Adapter):
             ent = entropy(logits.detach())
             reliable, final = self.select(logits.detach(), ent)
             weight = torch.exp(-(ent - self.e_margin))
+        n_reliable, n_final = int(reliable.sum()), int(final.sum())
+        self.num_updates_reliable += n_reliable
+        self.num_updates_final += n_final
+        diag = {"n": x.shape[0], "entropy": ent.mean(), "reliable": n_reliable, "selected": n_final,
+                "updated": False}
+        # Called before the no-update branch so that AdaDEM's bank (bank_update="all") sees every batch.
         per_sample = self.objective_loss(logits, final)
-        n_final = int(final.sum())
-        loss = (weight * per_sample)[final].mean() if n_final else per_sample.sum() * 0
+        if n_final == 0:
+            return self.skip_update(logits, diag)
+        loss = (weight * per_sample)[final].mean()
         reg = self.regulariser()
         if reg is not None:
             loss = loss + reg
-        if n_final:
-            self.step(loss)
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-        self.num_updates_reliable += int(reliable.sum())
-        self.num_updates_final += n_final
-        self._diag = {"n": x.shape[0], "entropy": ent.mean(), "loss": loss.detach(),
-                      "reliable": int(reliable.sum()), "selected": n_final, "updated": bool(n_final)}
+        self.step(loss)
+        diag.update(loss=loss.detach(), updated=True)
+        self._diag = diag
         return logits.detach()
 
 
