@@ -54,3 +54,12 @@ def test_compare_dem_star_without_search_is_a_clear_error(tmp_path):
     out = CliRunner().invoke(app, ["compare", "--methods", "tent", "--objectives", "dem*", "--store",
                                    str(tmp_path / "x.sqlite")])
     assert out.exit_code == 2 and "entmin search" in out.output
+
+
+def test_search_rejects_invalid_budgets_before_running(tmp_path, base):
+    store = ResultStore(tmp_path / "r.sqlite")
+    with pytest.raises(ValueError, match="startup_trials must be >= 1"):
+        search_dem(base, store, trials=3, startup_trials=0, study_path=tmp_path / "s.sqlite")
+    with pytest.raises(ValueError, match="trials must be >= 1"):
+        search_dem(base, store, trials=0, study_path=tmp_path / "s.sqlite")
+    assert store.get_records("dem*") == {}

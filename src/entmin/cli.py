@@ -264,6 +264,7 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
            batch_size: int = 64, store: Path = DEFAULT_STORE, study: Path = Path("results/search.sqlite"),
            data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
            threads: int | None = None, parallel: int = 4,
+           startup_trials: int = typer.Option(10, help="random trials before TPE models the results"),
            ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
                                                   help="run trials as tasks on this Ray cluster")) -> None:
     """DEM*: TPE search of (tau, alpha) on a labelled 20% of each target stream (resumable Optuna study);
@@ -285,7 +286,8 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
         res = search_dem(base, ResultStore(store), trials=trials, seeds=tuple(int(s) for s in _split(seeds)),
                          constrain=constrain, study_path=study, progress=console.print,
                          run_kwargs={"data_dir": data_dir, "cache_dir": cache_dir, "device": dev},
-                         executor=make_executor(ray_address), parallel=parallel)
+                         executor=make_executor(ray_address), parallel=parallel,
+                         startup_trials=startup_trials)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     print(json.dumps(res, indent=2))

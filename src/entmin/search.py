@@ -37,21 +37,28 @@ def best_dem_params(store: ResultStore, base: RunConfig) -> dict[str, float] | N
 def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: tuple[int, ...] = (1,),
                constrain: bool = True, study_path: str | Path = "results/search.sqlite", sampler_seed: int = 0,
                run_kwargs: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
-               executor: Any = None, parallel: int = 4) -> dict[str, Any]:
+               executor: Any = None, parallel: int = 4, startup_trials: int = 10) -> dict[str, Any]:
     """TPE search (Optuna ask/tell): in-process one trial at a time, or ``parallel`` trials at a time as tasks
-    of a Ray ``executor``. A trial whose run fails is told FAIL and the search goes on."""
+    of a Ray ``executor``. A trial whose run fails is told FAIL and the search goes on.
+
+    ``startup_trials``: random trials before TPE models the results (Optuna's default 10). With a budget of
+    ``trials <= startup_trials`` the search is a seeded random search over the grid; lower it for small budgets.
+    """
     try:
         import optuna
     except ImportError:
         raise ValueError("DEM* search needs Optuna: pip install 'entmin[search]'") from None
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
+    if startup_trials < 1:
+        raise ValueError(f"startup_trials must be >= 1, got {startup_trials}")
     run_kwargs = run_kwargs or {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     Path(study_path).parent.mkdir(parents=True, exist_ok=True)
     name = f"dem-{_key(base)}-{base.hash}-{'c' if constrain else 'u'}-seeds{'_'.join(map(str, seeds))}"
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{study_path}", direction="maximize",
-                                load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+                                load_if_exists=True, sampler=optuna.samplers.TPESampler(
+                                    seed=sampler_seed, n_startup_trials=startup_trials))
 
     def trial_config(trial: optuna.Trial) -> RunConfig:
         alpha = trial.suggest_float("alpha", 0.0, 2.0, step=0.1)
