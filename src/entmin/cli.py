@@ -169,7 +169,8 @@ def run(method: str = "tent", objective: str = "em", model: str = "cnn", protoco
         n_per_domain: int | None = None, corruptions: str = "all", tau: float | None = None,
         alpha: float | None = None, config: Path | None = typer.Option(None, help="TOML experiment file"),
         store: Path = DEFAULT_STORE, data_dir: str | None = None, cache_dir: str | None = None,
-        device: str = "auto", threads: int | None = None) -> None:
+        device: str = "auto", threads: int | None = None, dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
+        weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)")) -> None:
     """Run one method with one objective on one protocol; prints its per-corruption table."""
     from .bench.config import RunConfig, load_config_file
     from .bench.report import build_table, table_markdown
@@ -182,7 +183,7 @@ def run(method: str = "tent", objective: str = "em", model: str = "cnn", protoco
         else:
             opts = tuple(sorted({k: v for k, v in (("tau", tau), ("alpha", alpha)) if v is not None}.items()))
             cfg = RunConfig(method=method, objective=objective, objective_options=opts, model=model,
-                            protocol=protocol, severity=severity, batch_size=batch_size, lr=lr,
+                            dataset=dataset, weights=weights, protocol=protocol, severity=severity, batch_size=batch_size, lr=lr,
                             n_per_domain=n_per_domain,
                             corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
         st = _run_grid([cfg], [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
@@ -197,7 +198,9 @@ def compare(methods: str = "source,tent", objectives: str = "em,adadem", protoco
             lr: float | None = None, optimizer: str = "sgd", momentum: float = 0.9,
             n_per_domain: int | None = None, corruptions: str = "all",
             store: Path = DEFAULT_STORE, out: Path = Path("results"), data_dir: str | None = None,
-            cache_dir: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+            cache_dir: str | None = None, device: str = "auto", threads: int | None = None,
+            dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
+            weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)")) -> None:
     """Grid of methods x objectives x protocols x models x seeds; writes the paper-style table and plots."""
     from .data.corruptions import CORRUPTIONS
 
@@ -206,7 +209,7 @@ def compare(methods: str = "source,tent", objectives: str = "em,adadem", protoco
         cfgs = _configs(_split(methods), _split(objectives), _split(protocols), _split(models), store_path=store,
                         severity=severity,
                         batch_size=batch_size, lr=lr, n_per_domain=n_per_domain, optimizer=optimizer,
-                        momentum=momentum,
+                        momentum=momentum, dataset=dataset, weights=weights,
                         corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
         st = _run_grid(cfgs, [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
     except (FileNotFoundError, ValueError) as e:
@@ -223,6 +226,8 @@ def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,ad
           n_per_domain: int | None = None, corruptions: str = "all", store: Path = DEFAULT_STORE,
           out: Path = Path("results/sweep"), data_dir: str | None = None, cache_dir: str | None = None,
           device: str = "auto", threads: int | None = None,
+          dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
+          weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)"),
           ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
                                                  help="run the grid as tasks on this Ray cluster")) -> None:
     """Learning-rate grid for several methods and objectives, into the same store as `compare`; writes the
@@ -236,7 +241,7 @@ def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,ad
         grid = [float(v) for v in _split(lrs)]
         cfgs = [RunConfig(method=m, objective=o, protocol=p, model=md, lr=lr, severity=severity,
                           batch_size=batch_size, optimizer=optimizer, momentum=momentum, n_per_domain=n_per_domain,
-                          corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
+                          dataset=dataset, weights=weights, corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
                 for md in _split(models) for p in _split(protocols) for m in _split(methods)
                 for o in _split(objectives) for lr in grid]
         if ray_address:
@@ -265,6 +270,8 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
            data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
            threads: int | None = None, parallel: int = 4,
            startup_trials: int = typer.Option(10, help="random trials before TPE models the results"),
+           dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
+           weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)"),
            ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
                                                   help="run trials as tasks on this Ray cluster")) -> None:
     """DEM*: TPE search of (tau, alpha) on a labelled 20% of each target stream (resumable Optuna study);
@@ -277,7 +284,8 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
 
     _threads(threads)
     try:
-        base = RunConfig(method=method, model=model, protocol=protocol, lr=lr, n_per_domain=n_per_domain,
+        base = RunConfig(method=method, model=model, dataset=dataset, weights=weights, protocol=protocol, lr=lr,
+                         n_per_domain=n_per_domain,
                          severity=severity, batch_size=batch_size,
                          corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
         from .executors import make_executor

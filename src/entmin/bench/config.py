@@ -10,14 +10,16 @@ from typing import Any
 
 from ..adapt import ADAPTERS
 from ..data.corruptions import CORRUPTIONS
+from ..models.zoo import parse_model_spec
 from ..objectives import OBJECTIVES
 
-__all__ = ["DEFAULT_LR", "PROTOCOLS", "RunConfig", "load_config_file"]
+__all__ = ["DATASET_CLASSES", "DEFAULT_LR", "PROTOCOLS", "RunConfig", "load_config_file"]
 
 PROTOCOLS = ("single", "continual")
 # Learning rates for the built-in Fashion-MNIST models at batch 64 (SGD, momentum 0.9); see BENCHMARKS.md
 # for the sweep that chose them. Other datasets default to the hosts' ImageNet values (ViT 1e-3, CNN 2.5e-4).
 DEFAULT_LR = {"cnn": 1e-3, "vit": 1e-2}
+DATASET_CLASSES = {"fmnist": 10, "cifar10c": 10, "imagenetc": 1000}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class RunConfig:
     bank_update: str = "all"
     split: str = "all"  # "search": a fixed 20% of each domain (DEM* search); "holdout": the other 80%
     method_options: tuple[tuple[str, Any], ...] = field(default=())
+    weights: str | None = None  # model weights file (or "pretrained"); None: the built-in checkpoint
 
     def __post_init__(self) -> None:
         def bad(name: str, msg: str) -> None:
@@ -71,8 +74,14 @@ class RunConfig:
             bad("bank_update", f"must be 'all' or 'selected', got {self.bank_update!r}")
         if self.split not in ("all", "search", "holdout"):
             bad("split", f"must be 'all', 'search' or 'holdout', got {self.split!r}")
-        if self.dataset not in ("fmnist", "cifar10c", "imagenetc"):
-            bad("dataset", f"must be fmnist, cifar10c or imagenetc, got {self.dataset!r}")
+        if self.dataset not in DATASET_CLASSES:
+            bad("dataset", f"must be one of {sorted(DATASET_CLASSES)}, got {self.dataset!r}")
+        try:
+            kind, _ = parse_model_spec(self.model)
+        except ValueError as e:
+            bad("model", str(e))
+        if kind != "builtin" and self.weights is None:
+            bad("weights", f"model {self.model!r} needs weights: a local state-dict file or 'pretrained'")
 
     @property
     def effective_lr(self) -> float:
@@ -84,6 +93,8 @@ class RunConfig:
         d["objective_options"] = dict(self.objective_options)
         d["method_options"] = dict(self.method_options)
         d["lr"] = self.effective_lr
+        if d["weights"] is None:  # absent, so that the hashes of built-in-model runs stay what they were
+            del d["weights"]
         return d
 
     @property

@@ -17,10 +17,10 @@ from ..adapt import make_adapter
 from ..data.cache import FMNISTC
 from ..data.fashion_mnist import load_fashion_mnist
 from ..data.formats import load_cifar10c, load_imagenetc
-from ..models.checkpoints import load_source_model
+from ..models.zoo import load_model
 from ..objectives import entropy
 from ..utils import seed_everything
-from .config import RunConfig
+from .config import DATASET_CLASSES, RunConfig
 from .store import ResultStore
 
 __all__ = ["DataSource", "batch_bounds", "run_experiment"]
@@ -129,7 +129,8 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
         if all(d in done for d in domains):
             continue
         seed_everything(seed)
-        model = (model_loader() if model_loader else load_source_model(cfg.model)).to(device)
+        model = (model_loader() if model_loader
+                 else load_model(cfg.model, cfg.weights, num_classes=DATASET_CLASSES[cfg.dataset])).to(device)
         adapter = _build_adapter(cfg, model, source, seed, device)
         start = 0
         if cfg.protocol == "continual":

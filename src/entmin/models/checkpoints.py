@@ -62,7 +62,18 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, expected_sha256: str 
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors of many kinds
         raise ValueError(f"cannot read checkpoint {path}: {e}") from None
-    model.load_state_dict(state)
+    # training scripts often save {"state_dict": ...} or {"model": ...}: take the state dict inside
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and set(state) >= {key} and isinstance(state[key], dict) and not any(
+                isinstance(v, torch.Tensor) for v in state.values()):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {path} does not fit the {type(model).__name__} model: {e}") from None
     return model
 
 
