@@ -249,6 +249,17 @@ class _NaN(nn.Module):
         return x * float("nan")
 
 
+@pytest.mark.parametrize("method", sorted(ADAPTERS))
+@pytest.mark.parametrize("objective", ["em", "adadem"])
+def test_every_method_refuses_non_finite_logits(method, objective):
+    """A model whose output turns NaN (a diverged adaptation, a broken input) must stop the run with a clear
+    error in every host, also in those whose filters would otherwise drop every NaN sample silently."""
+    model = nn.Sequential(tiny_cnn(), _NaN())
+    kw = {"fisher_loader": [torch.rand(4, 1, 32, 32)]} if method == "eata" else {}
+    with pytest.raises(ValueError, match="NaN"):
+        build(method, model, objective, **kw)(torch.rand(4, 1, 32, 32))
+
+
 def test_steps_and_source_bn_do_not_train():
     model = tiny_cnn()
     before = copy.deepcopy(model.state_dict())

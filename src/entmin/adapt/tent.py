@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..objectives import entropy
+from .._validate import compute_dtype
+from ..objectives.entropy import entropy_of_checked
 from .base import Adapter
 
 __all__ = ["Tent"]
@@ -16,7 +17,7 @@ class Tent(Adapter):
         logits = self.model(x)
         loss = self.objective_loss(logits).mean()
         self.step(loss)
-        with torch.no_grad():
-            self._diag = {"n": x.shape[0], "entropy": entropy(logits.detach()).mean(), "loss": loss.detach(),
-                          "selected": x.shape[0]}
+        with torch.no_grad():  # the objective checked these logits already
+            ent = entropy_of_checked(logits.detach().to(compute_dtype(logits.dtype)))
+            self._diag = {"n": x.shape[0], "entropy": ent.mean(), "loss": loss.detach(), "selected": x.shape[0]}
         return logits.detach()

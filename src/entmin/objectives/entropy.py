@@ -23,9 +23,14 @@ def _prepare(logits: torch.Tensor, num_classes: int | None = None) -> torch.Tens
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Per-sample conditional entropy H(softmax(z)) in nats, shape (N,). This *is* the EM loss."""
-    z = _prepare(logits)
-    logp = torch.log_softmax(z, dim=1)
-    return -(logp.exp() * logp).sum(1).to(logits.dtype)
+    return entropy_of_checked(_prepare(logits)).to(logits.dtype)
+
+
+def entropy_of_checked(logits: torch.Tensor) -> torch.Tensor:
+    """``entropy`` without the input checks, for logits that were validated already in the same step (the
+    finiteness check is a device-to-host sync on a GPU). Computes in the dtype it is given."""
+    logp = torch.log_softmax(logits, dim=1)
+    return -(logp.exp() * logp).sum(1)
 
 
 def cadf(logits: torch.Tensor) -> torch.Tensor:
