@@ -46,7 +46,7 @@ def test_search_resumes_and_feeds_compare(tmp_path, base, fmnist_test):
     assert rep.exit_code == 0, rep.output
     row = next(line for line in (tmp_path / "rep" / "dem_star.md").read_text().splitlines()
                if line.startswith("| cnn | single | tent |"))
-    assert f"| {res2['tau']:.1f} | {res2['alpha']:.1f} | 5 |" in row
+    assert f"| {res2['tau']:.1f} | {res2['alpha']:.1f} | 5 | 96 | 0.001 |" in row
     assert f"{100 * res2['holdout_accuracy']['AdaDEM']:.1f}" in row
 
 

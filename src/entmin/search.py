@@ -95,7 +95,8 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
             raise ValueError("every DEM* trial failed; see the errors above")
     best = study.best_trial
     result = {"tau": round(best.params["tau"], 1), "alpha": round(best.params["alpha"], 1),
-              "search_accuracy": best.value, "trials": len(study.trials), "study": name}
+              "search_accuracy": best.value, "trials": len(study.trials), "study": name,
+              "n_per_domain": base.n_per_domain, "lr": base.effective_lr, "seeds": list(seeds)}
     store.put_record(DEM_STAR_KIND, _key(base), result, replace=True)
     # report on the held-out 80%: DEM*, EM and AdaDEM
     held: dict[str, float] = {}

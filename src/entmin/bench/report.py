@@ -214,14 +214,16 @@ def plot_lr_sweep(entries: list[dict[str, Any]], path: str | Path, title: str = 
 def dem_star_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     """DEM* rows from the search records (``entmin search``): (tau*, alpha*), the search accuracy on the
     labelled 20%, and DEM*, EM and AdaDEM on the held-out 80% of the same streams."""
-    lines = [("| model | protocol | host | τ* | α* | trials | search 20% | DEM* 80% | EM 80% | AdaDEM 80% | "
-              "AdaDEM − DEM* |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| model | protocol | host | τ* | α* | trials | images/corruption | lr | search 20% | DEM* 80% | "
+              "EM 80% | AdaDEM 80% | AdaDEM − DEM* |"), "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(records, key=lambda k: (k.split(":")[1], k.split(":")[2], k.split(":")[0])):
         method, model, protocol = key.split(":")[:3]
         r = records[key]
         held = r.get("holdout_accuracy") or {}
         cells = [f"{100 * held[k]:.1f}" if k in held else "–" for k in ("DEM*", "EM", "AdaDEM")]
         gap = f"{100 * (held['AdaDEM'] - held['DEM*']):+.1f}" if len(held) == 3 else "–"
+        n = r.get("n_per_domain", "–")
         lines.append(f"| {model} | {protocol} | {method} | {r['tau']:.1f} | {r['alpha']:.1f} | {r['trials']} | "
+                     f"{'all' if n is None else n} | {r.get('lr', '–')} | "
                      f"{100 * r['search_accuracy']:.1f} | {' | '.join(cells)} | {gap} |")
     return "\n".join(lines) + "\n"
