@@ -132,3 +132,22 @@ def test_report_table_and_plots(tmp_path, cache_dir):
     for name in ("table.md", "per_corruption_cnn_single.png", "continual_stream_cnn.png",
                  "class_distribution_cnn_single.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_lr_table_shows_seed_spread_and_the_usable_range():
+    from entmin.bench.report import lr_table_markdown
+
+    def e(obj, lr, mean, std=0.01):
+        return {"method": "tent", "objective": obj, "model": "vit", "protocol": "continual", "lr": lr,
+                "mean": mean, "std": std, "seeds": [1, 2, 3]}
+
+    # EM: best at 1e-3, within 1 point only there and at 1e-4; AdaDEM: flat from 1e-3 to 1e-1 but a
+    # dip at 1e-4 (the range is contiguous around the best, so 1e-4 stays out)
+    entries = [e("em", 1e-4, 0.700), e("em", 1e-3, 0.705), e("em", 1e-2, 0.650), e("em", 1e-1, 0.500),
+               e("adadem", 1e-4, 0.600), e("adadem", 1e-3, 0.710), e("adadem", 1e-2, 0.715),
+               e("adadem", 1e-1, 0.708)]
+    md = lr_table_markdown(entries)
+    assert "(3 seeds, mean ± std)" in md
+    assert "| 0.001 | 71.0 ± 1.0 | **70.5 ± 1.0** |" in md
+    assert "tent+em: usable range (contiguous, within 1 point of its best) 0.0001 – 0.001 (10x)" in md
+    assert "tent+adadem: usable range (contiguous, within 1 point of its best) 0.001 – 0.1 (100x)" in md
