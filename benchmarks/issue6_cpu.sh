@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The DEM*, tau-vs-confidence and learning-rate measurements of BENCHMARKS.md sections 5, 8 and 9 that were
+# run on the 2-core CPU machine (no GPU): two queues side by side, one thread each. Every step is resumable
+# (Optuna studies and results stores in SQLite): rerun to continue. ~2.5 h on 2 cores.
+#   bash benchmarks/issue6_cpu.sh            # both queues in the background, logs in $R/queue{A,B}.log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${RESULTS:-results/cpu}
+mkdir -p "$R"
+E=".venv/bin/entmin"
+PY=".venv/bin/python"
+C="--device cpu --threads 1"
+
+queue_a() {  # DEM* on the ViT: Tent at the main table's 2,000 images, ETA/EATA at 1,000 (time)
+  for p in single continual; do
+    $E search --method tent --model vit --protocol $p --trials 10 --seeds 1 --n-per-domain 2000 \
+      --store $R/search_runs.sqlite --study $R/study-vit-tent-$p.sqlite $C
+  done
+  for m in eta eata; do for p in continual single; do
+    $E search --method $m --model vit --protocol $p --trials 8 --seeds 1 --n-per-domain 1000 \
+      --store $R/search_runs.sqlite --study $R/study-vit-$m-$p.sqlite $C
+  done; done
+  $E report --store $R/search_runs.sqlite --out $R/search
+}
+
+queue_b() {  # tau vs the source model's confidence, then the 3-seed learning-rate sweep of both models
+  $PY benchmarks/tau_vs_confidence.py --model vit --method tent --trials 10 --n-per-domain 2000 --out $R/tau $C
+  for seed in 1 2 3; do for model in vit cnn; do
+    $E sweep --methods tent --lrs 1e-4,1e-3,1e-2,5e-2,1e-1 --protocols single,continual --models $model \
+      --seeds $seed --n-per-domain 300 --store $R/sweep.sqlite --out $R/sweep $C
+  done; done
+  for model in vit cnn; do  # every cell is in the store now: this only writes the 3-seed tables and plots
+    $E sweep --methods tent --lrs 1e-4,1e-3,1e-2,5e-2,1e-1 --protocols single,continual --models $model \
+      --seeds 1,2,3 --n-per-domain 300 --store $R/sweep.sqlite --out $R/sweep $C > $R/sweep/lr_$model.md
+  done
+}
+
+queue_a > "$R/queueA.log" 2>&1 &
+queue_b > "$R/queueB.log" 2>&1 &
+wait
