@@ -62,6 +62,12 @@ for seed in 1 2 3; do
   done
 done
 
+# 6. tau vs the source model's confidence (issue 6, item 4): per-corruption search, joint and at alpha = 1.
+for model in vit cnn; do
+  add "tau-$model-joint" "python3 benchmarks/tau_vs_confidence.py --model $model --method tent --trials $TRIALS --n-per-domain $N --out $R/tau_$model --device $DEVICE"
+  add "tau-$model-alpha1" "python3 benchmarks/tau_vs_confidence.py --model $model --method tent --alpha 1.0 --n-per-domain $N --out $R/tau_$model --device $DEVICE"
+done
+
 # ONLY='train|search' runs the jobs whose names start with one of these (in that order of groups).
 if [ -n "${ONLY:-}" ]; then
   for g in ${ONLY//|/ }; do grep -E "^$g" "$list"; done > "$list.only"; mv "$list.only" "$list"
