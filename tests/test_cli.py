@@ -1,4 +1,6 @@
 """The `entmin` command: help on every command, clear errors, a tiny end-to-end run."""
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -47,3 +49,15 @@ def test_sweep_end_to_end(tmp_path, fmnist_test):
     assert res.exit_code == 0, res.output
     assert "tent+adadem" in res.output and "| 0.01 |" in res.output
     assert (tmp_path / "o" / "lr_sweep_cnn_single.png").exists()
+
+
+def test_info_reports_versions_and_optional_extras():
+    import torch
+
+    res = runner.invoke(app, ["info"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["torch"] == torch.__version__
+    assert set(d["optional"]) == {"optuna", "ray", "timm", "torchvision"}
+    assert d["optional"]["optuna"] is not None  # a test dependency (the dev extra)
+    assert d["checkpoints"]["fmnist_cnn.json"] > 0.9

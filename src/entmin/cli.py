@@ -558,6 +558,16 @@ def info() -> None:
         d["fashion_mnist"] = f"missing: {e}"
     d["checkpoints"] = {p.name: json.loads(p.read_text()).get("clean_test_accuracy")
                         for p in sorted(CHECKPOINT_DIR.glob("*.json"))}
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    # optional extras: which model specs (timm:/torchvision:), search and cluster backends can be used here
+    d["optional"] = {pkg: installed(pkg) for pkg in ("optuna", "ray", "timm", "torchvision")}
     print(json.dumps(d, indent=2))
 
 
