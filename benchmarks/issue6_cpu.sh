@@ -19,7 +19,14 @@ queue_a() {  # DEM* on the ViT (Tent at the main table's 2,000 images), the tau 
   $PY benchmarks/tau_vs_confidence.py --model vit --method tent --alpha 1.0 --n-per-domain 2000 --out $R/tau $C
   $E search --method eta --model vit --protocol continual --trials 8 --seeds 1 --n-per-domain 1000 \
     --store $R/search_runs.sqlite --study $R/study-vit-eta-continual.sqlite $C
-  # not reached in the session (time): ETA/EATA single, SAR, DeYO — same command, other --method/--protocol
+  # not reached in the session (time): SAR, DeYO — same command, other --method/--protocol
+}
+
+queue_c() {  # run after a and b in the session: ETA / EATA single-domain at 1,000 images
+  for m in eta eata; do
+    $E search --method $m --model vit --protocol single --trials 8 --seeds 1 --n-per-domain 1000 \
+      --store $R/search_runs.sqlite --study $R/study-vit-$m-single.sqlite $C
+  done
 }
 
 queue_b() {  # joint tau search, the 3-seed learning-rate sweep of both models, EATA's DEM* (1,000)
@@ -39,4 +46,5 @@ queue_b() {  # joint tau search, the 3-seed learning-rate sweep of both models, 
 queue_a > "$R/queueA.log" 2>&1 &
 queue_b > "$R/queueB.log" 2>&1 &
 wait
+queue_c > "$R/queueC.log" 2>&1
 $E report --store $R/search_runs.sqlite --out $R/search   # dem_star.md
