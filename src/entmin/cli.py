@@ -15,6 +15,9 @@ app = typer.Typer(help="entmin: entropy minimisation toolkit (objectives, test-t
 console = Console(stderr=True)
 
 DEFAULT_STORE = Path("results/entmin.sqlite")
+# shared by run, compare, sweep and search (one definition, one help text)
+DATASET_OPTION = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)")
+WEIGHTS_OPTION = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)")
 
 
 def _split(s: str) -> list[str]:
@@ -169,8 +172,8 @@ def run(method: str = "tent", objective: str = "em", model: str = "cnn", protoco
         n_per_domain: int | None = None, corruptions: str = "all", tau: float | None = None,
         alpha: float | None = None, config: Path | None = typer.Option(None, help="TOML experiment file"),
         store: Path = DEFAULT_STORE, data_dir: str | None = None, cache_dir: str | None = None,
-        device: str = "auto", threads: int | None = None, dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
-        weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)")) -> None:
+        device: str = "auto", threads: int | None = None, dataset: str = DATASET_OPTION,
+        weights: str | None = WEIGHTS_OPTION) -> None:
     """Run one method with one objective on one protocol; prints its per-corruption table."""
     from .bench.config import RunConfig, load_config_file
     from .bench.report import build_table, table_markdown
@@ -183,8 +186,8 @@ def run(method: str = "tent", objective: str = "em", model: str = "cnn", protoco
         else:
             opts = tuple(sorted({k: v for k, v in (("tau", tau), ("alpha", alpha)) if v is not None}.items()))
             cfg = RunConfig(method=method, objective=objective, objective_options=opts, model=model,
-                            dataset=dataset, weights=weights, protocol=protocol, severity=severity, batch_size=batch_size, lr=lr,
-                            n_per_domain=n_per_domain,
+                            dataset=dataset, weights=weights, protocol=protocol, severity=severity,
+                            batch_size=batch_size, lr=lr, n_per_domain=n_per_domain,
                             corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
         st = _run_grid([cfg], [int(s) for s in _split(seeds)], store, data_dir, cache_dir, device)
     except (FileNotFoundError, ValueError) as e:
@@ -199,8 +202,8 @@ def compare(methods: str = "source,tent", objectives: str = "em,adadem", protoco
             n_per_domain: int | None = None, corruptions: str = "all",
             store: Path = DEFAULT_STORE, out: Path = Path("results"), data_dir: str | None = None,
             cache_dir: str | None = None, device: str = "auto", threads: int | None = None,
-            dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
-            weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)")) -> None:
+            dataset: str = DATASET_OPTION,
+            weights: str | None = WEIGHTS_OPTION) -> None:
     """Grid of methods x objectives x protocols x models x seeds; writes the paper-style table and plots."""
     from .data.corruptions import CORRUPTIONS
 
@@ -226,8 +229,8 @@ def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,ad
           n_per_domain: int | None = None, corruptions: str = "all", store: Path = DEFAULT_STORE,
           out: Path = Path("results/sweep"), data_dir: str | None = None, cache_dir: str | None = None,
           device: str = "auto", threads: int | None = None,
-          dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
-          weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)"),
+          dataset: str = DATASET_OPTION,
+          weights: str | None = WEIGHTS_OPTION,
           ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
                                                  help="run the grid as tasks on this Ray cluster")) -> None:
     """Learning-rate grid for several methods and objectives, into the same store as `compare`; writes the
@@ -241,7 +244,8 @@ def sweep(methods: str = "tent", objectives: str = "em,adadem_norm,adadem_mec,ad
         grid = [float(v) for v in _split(lrs)]
         cfgs = [RunConfig(method=m, objective=o, protocol=p, model=md, lr=lr, severity=severity,
                           batch_size=batch_size, optimizer=optimizer, momentum=momentum, n_per_domain=n_per_domain,
-                          dataset=dataset, weights=weights, corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
+                          dataset=dataset, weights=weights,
+                          corruptions=tuple(CORRUPTIONS) if corruptions == "all" else tuple(_split(corruptions)))
                 for md in _split(models) for p in _split(protocols) for m in _split(methods)
                 for o in _split(objectives) for lr in grid]
         if ray_address:
@@ -270,8 +274,8 @@ def search(method: str = "tent", model: str = "cnn", protocol: str = "single", t
            data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
            threads: int | None = None, parallel: int = 4,
            startup_trials: int = typer.Option(10, help="random trials before TPE models the results"),
-           dataset: str = typer.Option("fmnist", help="fmnist (built-in), cifar10c or imagenetc (with --data-dir)"),
-           weights: str | None = typer.Option(None, help="model weights file, or 'pretrained' (timm:/torchvision: models)"),
+           dataset: str = DATASET_OPTION,
+           weights: str | None = WEIGHTS_OPTION,
            ray_address: str | None = typer.Option(None, envvar="ENTMIN_RAY_ADDRESS",
                                                   help="run trials as tasks on this Ray cluster")) -> None:
     """DEM*: TPE search of (tau, alpha) on a labelled 20% of each target stream (resumable Optuna study);
