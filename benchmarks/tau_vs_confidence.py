@@ -30,7 +30,7 @@ from entmin.data.cache import FMNISTC
 from entmin.data.corruptions import CORRUPTIONS
 from entmin.estimate.evaluate import predict_logits
 from entmin.models.checkpoints import load_source_model
-from entmin.search import search_dem
+from entmin.search import holdout_accuracy, search_dem
 
 
 def scan_tau(base: RunConfig, store: ResultStore, alpha: float, taus: list[float], device: str) -> dict:
@@ -39,15 +39,13 @@ def scan_tau(base: RunConfig, store: ResultStore, alpha: float, taus: list[float
     def acc(cfg: RunConfig) -> float:
         return summarize(run_experiment(cfg, (1,), store, device=device))["mean"]
 
-    def dem(tau: float, split: str) -> RunConfig:
-        return dataclasses.replace(base, objective="dem", split=split,
+    def dem_search(tau: float) -> RunConfig:
+        return dataclasses.replace(base, objective="dem", split="search",
                                    objective_options=(("alpha", alpha), ("tau", tau)))
 
-    scores = {t: acc(dem(t, "search")) for t in taus}
+    scores = {t: acc(dem_search(t)) for t in taus}
     best = max(taus, key=lambda t: (scores[t], -abs(t - 1.0)))  # ties: the tau closest to EM's 1
-    held = {"DEM*": acc(dem(best, "holdout")),
-            "EM": acc(dataclasses.replace(base, objective="em", split="holdout")),
-            "AdaDEM": acc(dataclasses.replace(base, objective="adadem", split="holdout"))}
+    held = holdout_accuracy(base, store, best, alpha, run_kwargs={"device": device})
     return {"tau": best, "alpha": alpha, "search_accuracy": scores[best], "holdout_accuracy": held,
             "scan": {str(t): v for t, v in scores.items()}}
 

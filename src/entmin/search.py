@@ -21,7 +21,7 @@ from .bench.config import RunConfig
 from .bench.runner import run_experiment, summarize
 from .bench.store import ResultStore
 
-__all__ = ["DEM_STAR_KIND", "best_dem_params", "search_dem"]
+__all__ = ["DEM_STAR_KIND", "best_dem_params", "holdout_accuracy", "search_dem"]
 
 DEM_STAR_KIND = "dem*"
 
@@ -32,6 +32,18 @@ def _key(base: RunConfig) -> str:
 
 def best_dem_params(store: ResultStore, base: RunConfig) -> dict[str, float] | None:
     return store.get_records(DEM_STAR_KIND).get(_key(base))
+
+
+def holdout_accuracy(base: RunConfig, store: ResultStore, tau: float, alpha: float,
+                     seeds: tuple[int, ...] = (1,), run_kwargs: dict[str, Any] | None = None) -> dict[str, float]:
+    """Mean accuracy of DEM(tau, alpha), EM and AdaDEM on the held-out 80% of each stream (what the DEM*
+    report shows next to the search result)."""
+    held: dict[str, float] = {}
+    for label, obj, opts in (("DEM*", "dem", (("alpha", alpha), ("tau", tau))), ("EM", "em", ()),
+                             ("AdaDEM", "adadem", ())):
+        cfg = dataclasses.replace(base, objective=obj, objective_options=opts, split="holdout")
+        held[label] = summarize(run_experiment(cfg, seeds, store, **(run_kwargs or {})))["mean"]
+    return held
 
 
 def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: tuple[int, ...] = (1,),
@@ -98,12 +110,6 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
               "search_accuracy": best.value, "trials": len(study.trials), "study": name,
               "n_per_domain": base.n_per_domain, "lr": base.effective_lr, "seeds": list(seeds)}
     store.put_record(DEM_STAR_KIND, _key(base), result, replace=True)
-    # report on the held-out 80%: DEM*, EM and AdaDEM
-    held: dict[str, float] = {}
-    for label, obj, opts in (("DEM*", "dem", (("alpha", result["alpha"]), ("tau", result["tau"]))), ("EM", "em", ()),
-                             ("AdaDEM", "adadem", ())):
-        cfg = dataclasses.replace(base, objective=obj, objective_options=opts, split="holdout")
-        held[label] = summarize(run_experiment(cfg, seeds, store, **run_kwargs))["mean"]
-    result["holdout_accuracy"] = held
+    result["holdout_accuracy"] = holdout_accuracy(base, store, result["tau"], result["alpha"], seeds, run_kwargs)
     store.put_record(DEM_STAR_KIND, _key(base), result, replace=True)
     return result
