@@ -63,11 +63,9 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, expected_sha256: str 
     except Exception as e:  # unpickling errors of many kinds
         raise ValueError(f"cannot read checkpoint {path}: {e}") from None
     # training scripts often save {"state_dict": ...} or {"model": ...}: take the state dict inside
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and set(state) >= {key} and isinstance(state[key], dict) and not any(
-                isinstance(v, torch.Tensor) for v in state.values()):
-            state = state[key]
-            break
+    if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        state = next((state[k] for k in ("state_dict", "model", "model_state_dict")
+                      if isinstance(state.get(k), dict)), state)
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
     try:
