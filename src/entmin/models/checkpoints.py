@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils import atomic_torch_save
 from .small import build_model
 
 __all__ = [
@@ -34,8 +35,7 @@ def sha256_of(path: str | Path) -> str:
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> dict[str, Any]:
     """Write ``path`` (state_dict) and ``path.json`` (metadata + sha256 of the weights)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
+    atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
     meta = dict(metadata, sha256=sha256_of(path), file=path.name)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
