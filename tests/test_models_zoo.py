@@ -141,3 +141,19 @@ def test_cli_runs_tent_on_cifar10c_format_with_a_timm_model(fake_timm, weights_f
     bad = CliRunner().invoke(app, ["run", "--model", "timm:tinyresnet", "--dataset", "cifar10c", "--data-dir",
                                    str(data), "--store", str(store)])
     assert bad.exit_code == 2 and "needs weights" in bad.output
+
+
+def test_saved_checkpoint_round_trip_and_tamper_check(tmp_path):
+    from entmin.models import save_checkpoint
+
+    model = load_model("vit")
+    path = tmp_path / "new" / "mine.pt"  # the folder does not exist yet
+    meta = save_checkpoint(model, path, {"arch": "vit", "num_classes": 10})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["mine.json", "mine.pt"]  # no temp file left
+    again = load_model("cnn", path)  # the metadata's arch wins over the spec
+    assert type(again).__name__ == type(model).__name__ and meta["arch"] == "vit"
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v)
+    path.write_bytes(path.read_bytes()[:-8] + b"tampered")
+    with pytest.raises(ValueError, match="corrupt or was replaced"):
+        load_model("vit", path)
