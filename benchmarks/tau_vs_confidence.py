@@ -20,9 +20,9 @@ import json
 from pathlib import Path
 
 import torch
+from entmin.viz import finish, pyplot
 from scipy import stats
 
-from entmin._plotting import finish, pyplot
 from entmin.bench.config import RunConfig
 from entmin.bench.runner import run_experiment, summarize
 from entmin.bench.store import ResultStore

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from entmin.bench.config import RunConfig, load_config_file
-from entmin.bench.report import build_table, table_markdown, write_csv
 from entmin.bench.runner import batch_bounds, run_experiment
 from entmin.bench.store import ResultStore
+from entmin.bench.tables import build_table, table_markdown, write_csv
 from entmin.data import FMNISTC
 
 CHEAP = ("gaussian_noise", "contrast", "brightness", "pixelate")
@@ -48,7 +48,7 @@ def test_store_ignores_duplicates(tmp_path):
     st.register("h", {"a": 1})
     st.write_cell("h", 1, "fog", 0, 10, 5, {}, 1.0)
     st.write_cell("h", 1, "fog", 0, 10, 9, {}, 1.0)
-    assert st.done("h", 1) == {"fog"}
+    assert st.done("h", 1) == {0}
     assert [r["correct"] for r in st.cells("h")] == [5]
     (tmp_path / "bad.sqlite").write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(ValueError, match="not a valid SQLite"):
@@ -126,16 +126,16 @@ def test_report_table_and_plots(tmp_path, cache_dir):
     assert "| source |" in md and "tent" in md and "Gauss" in md
     write_csv(entries, tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text().count("\n") == 6
-    from entmin.cli import _report
+    from entmin.bench.report import write_report
 
-    _report(st, tmp_path / "out")
-    for name in ("table.md", "per_corruption_cnn_single.png", "continual_stream_cnn.png",
+    write_report(st, tmp_path / "out")
+    for name in ("table.md", "per_corruption_cnn_single.png", "stream_cnn_continual.png", "heatmap_cnn_single.png",
                  "class_distribution_cnn_single.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
 
 
 def test_lr_table_shows_seed_spread_and_the_usable_range():
-    from entmin.bench.report import lr_table_markdown
+    from entmin.bench.tables import lr_table_markdown
 
     def e(obj, lr, mean, std=0.01):
         return {"method": "tent", "objective": obj, "model": "vit", "protocol": "continual", "lr": lr,

@@ -111,8 +111,9 @@ def test_cluster_score_prefers_tight_clusters():
 
 def test_two_phase_run_and_plots(tmp_path):
     from entmin.estimate import BASELINES
-    from entmin.estimate.evaluate import FLIP_METHODS, scatter_plot
-    from entmin.estimate.phases import plot_phases, two_phase_run
+    from entmin.estimate.evaluate import FLIP_METHODS
+    from entmin.estimate.phases import two_phase_run
+    from entmin.viz.other import plot_phases, scatter_plot
 
     g = torch.Generator().manual_seed(0)
     clean = (torch.rand(200, 1, 32, 32, generator=g), torch.arange(200) % 10)

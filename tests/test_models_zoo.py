@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from entmin.adapt.configure import default_frozen_modules
 from entmin.bench.config import RunConfig
 from entmin.cli import app
+from entmin.errors import UsageError
 from entmin.models import load_checkpoint
 from entmin.models.zoo import load_model, parse_model_spec
 
@@ -100,10 +101,10 @@ def test_external_model_errors(fake_timm, weights_file, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="cannot build 'timm:nosuchnet'"):
         load_model("timm:nosuchnet", path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match="not a readable PyTorch file"):
         load_model("timm:tinyresnet", tmp_path / "junk.pt", num_classes=10)
     monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed
-    with pytest.raises(ValueError, match=r"pip install 'entmin\[vision\]'"):
+    with pytest.raises(ValueError, match="needs the torchvision package"):
         load_model("torchvision:resnet18", path)
 
 
@@ -150,7 +151,9 @@ def test_saved_checkpoint_round_trip_and_tamper_check(tmp_path):
     path = tmp_path / "new" / "mine.pt"  # the folder does not exist yet
     meta = save_checkpoint(model, path, {"arch": "vit", "num_classes": 10})
     assert sorted(p.name for p in path.parent.iterdir()) == ["mine.json", "mine.pt"]  # no temp file left
-    again = load_model("cnn", path)  # the metadata's arch wins over the spec
+    with pytest.raises(UsageError, match=r"are a 'vit' model \(says mine.json\) but --model cnn"):
+        load_model("cnn", path)  # the sibling metadata must not silently swap the architecture
+    again = load_model("vit", path)
     assert type(again).__name__ == type(model).__name__ and meta["arch"] == "vit"
     for k, v in model.state_dict().items():
         assert torch.equal(again.state_dict()[k], v)

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-__all__ = ["check_logits", "check_positive", "check_range", "compute_dtype"]
+__all__ = ["check_images", "check_logits", "check_positive", "check_range", "compute_dtype"]
 
 
 def check_logits(logits: torch.Tensor, *, name: str = "logits", num_classes: int | None = None,
@@ -58,3 +58,22 @@ def check_range(value: float, name: str, low: float, high: float, *, low_open: b
         hb = ")" if high_open else "]"
         raise ValueError(f"{name} must lie in {lb}{low}, {high}{hb}, got {value}")
     return value
+
+
+def check_images(x: object, who: str, shape: tuple[int | None, ...] | None = None) -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating (N, ...) torch tensor (of ``shape``, ``None`` = any size):
+    integer images (0-255) would silently give wrong predictions, NumPy arrays a raw torch error."""
+    if not isinstance(x, torch.Tensor):
+        hint = "; convert with torch.from_numpy(x).float() (divide uint8 images by 255)" if \
+            type(x).__module__.startswith("numpy") else ""
+        raise ValueError(f"{who} expects a torch.Tensor of images, got {type(x).__module__}.{type(x).__name__}"
+                         f"{hint}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who} expects floating-point images in [0, 1], got dtype {x.dtype}"
+                         + (" (divide uint8 images by 255)" if x.dtype == torch.uint8 else ""))
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{who} expects a non-empty batch (N, ...) of images, got shape {tuple(x.shape)}")
+    if shape is not None and (x.dim() != len(shape) + 1 or
+                              any(s is not None and s != d for s, d in zip(shape, x.shape[1:]))):
+        want = "(N, " + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{who} expects images of shape {want}, got {tuple(x.shape)}")

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench.config import RunConfig
+from .bench.provenance import resolve
 from .bench.runner import run_experiment
 from .bench.store import ResultStore
+from .bench.streams import segment_count
+from .errors import UsageError
 
 __all__ = ["RAY_ADDRESS_ENV", "LocalExecutor", "RayExecutor", "RunResult", "make_executor"]
 
@@ -41,9 +44,9 @@ def _run_isolated(cfg_dict: dict[str, Any], seeds: list[int], run_kwargs: dict[s
 
 
 def _cfg_dict(cfg: RunConfig) -> dict[str, Any]:
-    d = cfg.to_dict()
-    d["lr"] = cfg.lr  # keep None (= default lr) so that the hash is the same on the worker
-    return d
+    """Every field, provenance included: the worker checks it against its own files and refuses a mismatch
+    (so a worker with other data or weights can never return cells under this configuration's key)."""
+    return cfg.to_fields()
 
 
 class LocalExecutor:
@@ -67,7 +70,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ValueError("the Ray backend needs Ray: pip install 'entmin[ray]'") from None
+            raise UsageError("the Ray backend needs Ray: pip install 'entmin[ray]'") from None
         self.ray = ray
         if not ray.is_initialized():
             ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
@@ -77,8 +80,9 @@ class RayExecutor:
             ) -> Iterator[RunResult]:
         ray = self.ray
         pending: dict[Any, RunConfig] = {}
-        for cfg in configs:
-            todo = [s for s in seeds if not set(cfg.corruptions) <= store.done(cfg.hash, s)]
+        data = {k: run_kwargs.get(k) for k in ("data_dir", "cache_dir")}
+        for cfg in (resolve(c, **data) for c in configs):
+            todo = [s for s in seeds if not set(range(segment_count(cfg.to_dict()))) <= store.done(cfg.hash, s)]
             if not todo:
                 yield RunResult(cfg, store.cells(cfg.hash))
                 continue

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .bench.config import RunConfig
+from .bench.provenance import resolve
 from .bench.runner import run_experiment, summarize
 from .bench.store import ResultStore
+from .errors import DataError, UsageError
 
 __all__ = ["DEM_STAR_KIND", "best_dem_params", "holdout_accuracy", "search_dem"]
 
@@ -27,10 +29,18 @@ DEM_STAR_KIND = "dem*"
 
 
 def _key(base: RunConfig) -> str:
-    return f"{base.method}:{base.model}:{base.protocol}:{base.dataset}"
+    """The setting a DEM* search belongs to: host, model, protocol, dataset, and the hash of everything else
+    that changes a number (weights, data, lr, images per domain, ...), so that `compare --objectives dem*`
+    never takes a pair searched under other settings."""
+    setting = dataclasses.replace(base, objective="em", objective_options=(), split="all")
+    return f"{base.method}:{base.model}:{base.protocol}:{base.dataset}:{setting.hash}"
 
 
-def best_dem_params(store: ResultStore, base: RunConfig) -> dict[str, float] | None:
+def best_dem_params(store: ResultStore, base: RunConfig, run_kwargs: dict[str, Any] | None = None
+                    ) -> dict[str, float] | None:
+    """The stored (tau*, alpha*) of ``base``'s setting (resolved against the data here), or None."""
+    kw = run_kwargs or {}
+    base = resolve(base, kw.get("data_dir"), kw.get("cache_dir"))
     return store.get_records(DEM_STAR_KIND).get(_key(base))
 
 
@@ -59,12 +69,13 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
     try:
         import optuna
     except ImportError:
-        raise ValueError("DEM* search needs Optuna: pip install 'entmin[search]'") from None
+        raise UsageError("DEM* search needs Optuna: pip install 'entmin[search]'") from None
     if trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
+        raise UsageError(f"trials must be >= 1, got {trials}")
     if startup_trials < 1:
-        raise ValueError(f"startup_trials must be >= 1, got {startup_trials}")
+        raise UsageError(f"startup_trials must be >= 1, got {startup_trials}")
     run_kwargs = run_kwargs or {}
+    base = resolve(base, run_kwargs.get("data_dir"), run_kwargs.get("cache_dir"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     Path(study_path).parent.mkdir(parents=True, exist_ok=True)
     name = f"dem-{_key(base)}-{base.hash}-{'c' if constrain else 'u'}-seeds{'_'.join(map(str, seeds))}"
@@ -104,10 +115,15 @@ def search_dem(base: RunConfig, store: ResultStore, *, trials: int = 30, seeds: 
                     progress(f"trial {trial.number}: {dict(res.config.objective_options)} -> {100 * acc:.2f}%")
         remaining = trials - len([t for t in study.trials if t.state == complete])
         if all(t.state != complete for t in study.trials) and len(study.trials) >= 3 * trials:
-            raise ValueError("every DEM* trial failed; see the errors above")
+            raise DataError("every DEM* trial failed; see the errors above")
     best = study.best_trial
+    states = [t.state for t in study.trials]
     result = {"tau": round(best.params["tau"], 1), "alpha": round(best.params["alpha"], 1),
-              "search_accuracy": best.value, "trials": len(study.trials), "study": name,
+              "search_accuracy": best.value, "trials": states.count(complete),
+              "completed_trials": states.count(complete),
+              "failed_trials": states.count(optuna.trial.TrialState.FAIL),
+              "unfinished_trials": sum(st in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+                                       for st in states), "study": name,
               "n_per_domain": base.n_per_domain, "lr": base.effective_lr, "seeds": list(seeds)}
     store.put_record(DEM_STAR_KIND, _key(base), result, replace=True)
     result["holdout_accuracy"] = holdout_accuracy(base, store, result["tau"], result["alpha"], seeds, run_kwargs)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validate import check_images
 from ..objectives import AdaDEM, entropy, get_objective
 from .configure import (
     has_batchnorm,
@@ -25,6 +26,7 @@ from .configure import (
     select_parameters,
     use_batch_statistics,
 )
+from .constants import ADAPTER_DEFAULT_LR
 
 __all__ = ["Adapter", "OptimizerConfig", "build_optimizer"]
 
@@ -34,7 +36,7 @@ class OptimizerConfig:
     """Optimizer of the adapted parameters. ``name``: ``sgd`` (the hosts' default, momentum 0.9) or ``adam``."""
 
     name: str = "sgd"
-    lr: float = 1e-3
+    lr: float = ADAPTER_DEFAULT_LR
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
@@ -80,7 +82,6 @@ class Adapter(nn.Module):
 
     adapts: bool = True       # False for source / BN-adapt (no parameter update)
     batch_stats: bool = True  # False for source: BatchNorm keeps its running statistics
-    default_lr: float = 1e-3
     default_frozen: bool = False
 
     def __init__(self, model: nn.Module, objective: str | Callable[[torch.Tensor], torch.Tensor] = "em", *,
@@ -137,7 +138,7 @@ class Adapter(nn.Module):
                                  f"{trainable!r}, frozen_modules={frozen})")
             if isinstance(optimizer, dict):
                 optimizer = OptimizerConfig(**optimizer)
-            self.opt_config = optimizer or OptimizerConfig(lr=self.default_lr)
+            self.opt_config = optimizer or OptimizerConfig()
             self.optimizer = build_optimizer([p for _, p in self.params], self.opt_config)
         else:
             model.requires_grad_(False)
@@ -201,6 +202,11 @@ class Adapter(nn.Module):
 
     # ----- running -------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the batch ``x`` (float images), after the method's update; works under an outer
+        ``torch.no_grad()`` or ``torch.inference_mode()`` (the update enables gradients itself). A batch that
+        raises leaves the method state (moving averages, EMA, AdaDEM bank, counters, generator) as it was
+        before it and no gradient behind."""
+        check_images(x, type(self).__name__)
         if self.uses_batch_stats and x.shape[0] < 2:
             raise ValueError(f"{type(self).__name__}: batch size {x.shape[0]} with a BatchNorm model: test-batch "
                              "statistics need at least 2 samples; use a larger batch or a LayerNorm/GroupNorm "
@@ -212,11 +218,34 @@ class Adapter(nn.Module):
                 logits = self.model(x)
             self._diag = {"n": x.shape[0], "entropy": entropy(logits).mean()}
             return logits
-        logits = None
-        for _ in range(self.steps):
-            logits = self.adapt_batch(x)
+        saved = self._running_state()
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                if x.is_inference():  # made under inference_mode: autograd cannot save it for backward
+                    x = x.clone()
+                logits = None
+                for _ in range(self.steps):
+                    logits = self.adapt_batch(x)
+        except BaseException:
+            self._restore_running_state(saved)
+            raise
         assert logits is not None
         return logits
+
+    def _running_state(self) -> tuple:
+        """References to the state a batch may change besides the parameters (every change is out of place,
+        so no copy is needed): method state, objective buffers, the generator."""
+        return (self.method_state(), dict(self.objective.named_buffers()), self.generator.get_state())
+
+    def _restore_running_state(self, saved: tuple) -> None:
+        method, buffers, gen = saved
+        self.load_method_state(method)
+        for name, value in buffers.items():
+            module_name, _, buf = name.rpartition(".")
+            setattr(self.objective.get_submodule(module_name) if module_name else self.objective, buf, value)
+        self.generator.set_state(gen)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
 
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

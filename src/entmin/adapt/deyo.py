@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..objectives import entropy
 from .base import Adapter
+from .constants import deyo_entropy_threshold, reliability_threshold
 
 __all__ = ["DeYO", "occlude", "patch_shuffle", "pixel_shuffle"]
 
@@ -51,7 +52,6 @@ _AUGS = {"patch": patch_shuffle, "pixel": pixel_shuffle, "occ": occlude}
 
 
 class DeYO(Adapter):
-    default_lr = 1e-3
     default_frozen = True
 
     def __init__(self, model, objective="em", *, ent_margin: float | None = None, ent_margin_e0: float | None = None,
@@ -63,8 +63,8 @@ class DeYO(Adapter):
         if not isinstance(patch_len, int) or patch_len < 2:
             raise ValueError(f"patch_len must be an integer >= 2, got {patch_len!r}")
         c = self.num_classes
-        self.ent_margin = float(ent_margin) if ent_margin is not None else 0.5 * math.log(c)
-        self.ent_margin_e0 = float(ent_margin_e0) if ent_margin_e0 is not None else 0.4 * math.log(c)
+        self.ent_margin = float(ent_margin) if ent_margin is not None else deyo_entropy_threshold(c)
+        self.ent_margin_e0 = float(ent_margin_e0) if ent_margin_e0 is not None else reliability_threshold(c)
         self.plpd_threshold = float(plpd_threshold)
         self.aug, self.patch_len = aug, patch_len
         self.reweight_ent, self.reweight_plpd = bool(reweight_ent), bool(reweight_plpd)

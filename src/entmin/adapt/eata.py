@@ -1,18 +1,14 @@
 """ETA and EATA (Niu et al., ICML'22): reliable + non-redundant sample selection, entropy re-weighting and,
 for EATA, a Fisher-weighted anti-forgetting penalty.
 
-Constants are scaled by the class count C (the official code hard-codes ImageNet's C = 1000):
-* E0 = 0.4 ln C (reliability threshold and the re-weighting margin);
-* d_margin = 0.05 * sqrt(1000 / C). Our choice: probability vectors are non-negative, so the cosine between a
-  one-hot prediction and a uniform mean is 1/sqrt(C); ImageNet's 0.05 sits at 1.58/sqrt(1000). Kept at 0.05
-  with C = 10 the redundancy filter would reject nearly every confident sample. Pass ``d_margin`` to override.
+Constants are scaled by the class count C (:mod:`entmin.adapt.constants`): E0 = 0.4 ln C (reliability threshold
+and re-weighting margin) and the redundancy margin 0.05 * sqrt(1000 / C); both are options.
 
-Fixed relative to the official code: the moving average ``m`` is cleared by ``reset()``; no step is taken
-when the redundancy filter empties the batch (the official code back-propagates a NaN mean then).
+Like the official code, no step is taken when the filters empty the batch (it checks the selection before
+stepping). Fixed relative to it: the moving average ``m`` is cleared by ``reset()``.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -20,19 +16,19 @@ import torch.nn.functional as F
 
 from ..objectives import entropy
 from .base import Adapter
+from .constants import eta_redundancy_margin, reliability_threshold
 
 __all__ = ["EATA", "ETA", "compute_fisher"]
 
 
 class ETA(Adapter):
-    default_lr = 1e-3
 
     def __init__(self, model, objective="em", *, e_margin: float | None = None, d_margin: float | None = None,
                  **kwargs) -> None:
         super().__init__(model, objective, **kwargs)
         c = self.num_classes
-        self.e_margin = float(e_margin) if e_margin is not None else 0.4 * math.log(c)
-        self.d_margin = float(d_margin) if d_margin is not None else 0.05 * math.sqrt(1000.0 / c)
+        self.e_margin = float(e_margin) if e_margin is not None else reliability_threshold(c)
+        self.d_margin = float(d_margin) if d_margin is not None else eta_redundancy_margin(c)
         if not self.e_margin > 0:
             raise ValueError(f"e_margin must be > 0, got {self.e_margin}")
         if not self.d_margin > 0:

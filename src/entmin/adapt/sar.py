@@ -11,28 +11,25 @@ Constants scaled by C: E0 = 0.4 ln C and, by default, reset_constant = 0.2 * ln 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..objectives import entropy
 from .base import Adapter
+from .constants import reliability_threshold, sar_reset_constant
 
 __all__ = ["SAR"]
 
 
 class SAR(Adapter):
-    default_lr = 1e-3
     default_frozen = True
 
     def __init__(self, model, objective="em", *, e_margin: float | None = None, rho: float = 0.05,
                  reset_constant: float | None = None, ema_momentum: float = 0.9, **kwargs) -> None:
         super().__init__(model, objective, **kwargs)
         c = self.num_classes
-        self.e_margin = float(e_margin) if e_margin is not None else 0.4 * math.log(c)
+        self.e_margin = float(e_margin) if e_margin is not None else reliability_threshold(c)
         self.rho = float(rho)
-        self.reset_constant = (float(reset_constant) if reset_constant is not None
-                               else 0.2 * math.log(c) / math.log(1000))
+        self.reset_constant = float(reset_constant) if reset_constant is not None else sar_reset_constant(c)
         self.ema_momentum = float(ema_momentum)
         if not self.rho > 0:
             raise ValueError(f"rho must be > 0, got {rho}")
@@ -52,15 +49,17 @@ class SAR(Adapter):
 
     @torch.no_grad()
     def _perturb(self) -> list[torch.Tensor]:
+        """Climb to theta + rho g / ||g||; returns copies of theta (restored exactly, as the official SAM does:
+        (theta + e) - e is not theta in floating point)."""
         grads = [p.grad for _, p in self.params]
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads if g is not None]))
         scale = self.rho / (norm + 1e-12)
-        eps = []
+        old = []
         for (_, p), g in zip(self.params, grads):
-            e = torch.zeros_like(p) if g is None else g * scale
-            p.add_(e)
-            eps.append(e)
-        return eps
+            old.append(p.detach().clone())
+            if g is not None:
+                p.add_(g * scale)
+        return old
 
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
         assert self.optimizer is not None
@@ -74,19 +73,20 @@ class SAR(Adapter):
             return self.skip_update(logits, diag)
         loss1 = self.objective_loss(logits, s1)[s1].mean()
         loss1.backward()
-        eps = self._perturb()
+        theta = self._perturb()
         self.optimizer.zero_grad(set_to_none=True)
-
-        logits2 = self.model(x)
-        ent2 = entropy(logits2.detach())
-        s2 = s1 & (ent2 < self.e_margin)
-        n2 = int(s2.sum())
-        if n2:
-            loss2 = self.objective_loss(logits2, s2, update=False)[s2].mean()
-            loss2.backward()
-        with torch.no_grad():
-            for (_, p), e in zip(self.params, eps):
-                p.sub_(e)
+        try:
+            logits2 = self.model(x)
+            ent2 = entropy(logits2.detach())
+            s2 = s1 & (ent2 < self.e_margin)
+            n2 = int(s2.sum())
+            if n2:
+                loss2 = self.objective_loss(logits2, s2, update=False)[s2].mean()
+                loss2.backward()
+        finally:  # back to theta, also when the second pass fails
+            with torch.no_grad():
+                for (_, p), t in zip(self.params, theta):
+                    p.copy_(t)
         if n2:
             self.optimizer.step()
             ent_value = float(ent2[s2].mean())

@@ -11,8 +11,6 @@ __all__ = ["Tent"]
 
 
 class Tent(Adapter):
-    default_lr = 1e-3
-
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x)
         loss = self.objective_loss(logits).mean()

@@ -1,80 +1,101 @@
-"""Protocols: single-domain (reset before each corruption) and continual (no reset), over seeded streams.
+"""Evaluate an adapter on a stream and write one store cell per finished segment.
 
-The runner only wires data, model and adapter together and writes one store row per finished domain.
-A seed fixes the order of each domain's stream (a permutation drawn from (seed, domain position)) and the
-adapter's own randomness; the subset of images used with ``n_per_domain`` is the same for every seed.
+The runner resolves the configuration (its provenance: data fingerprint, weights sha256, corruption code),
+builds the model and adapter per seed, and walks the stream's segments (:mod:`entmin.bench.streams`): it
+resets the adapter where a segment asks for it, skips finished cells, and saves the adapter state after a
+cell whenever the next segment continues from it, so a killed run resumes mid-stream to the identical table.
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..adapt import make_adapter
 from ..data.cache import FMNISTC
-from ..data.fashion_mnist import load_fashion_mnist
+from ..data.fashion_mnist import data_fingerprint, load_fashion_mnist
+from ..data.fingerprint import folder_fingerprint
 from ..data.formats import load_cifar10c, load_imagenetc
+from ..errors import DataError, UsageError
 from ..models.zoo import load_model
 from ..objectives import entropy
 from ..utils import seed_everything
 from .config import DATASET_CLASSES, RunConfig
+from .provenance import resolve
 from .store import ResultStore
+from .streams import Domain, Segment, Stream, batch_bounds, domain_subset, stream_domains
 
-__all__ = ["DataSource", "batch_bounds", "run_experiment"]
+__all__ = ["DataSource", "batch_bounds", "domain_subset", "evaluate_segment", "run_experiment", "summarize"]
 
 
 class DataSource:
-    """Loads (images, labels) of one domain of the configured dataset."""
+    """Loads (images, labels) of one domain of the configured dataset, and says what the data is."""
 
-    def __init__(self, dataset: str = "fmnist", data_dir: str | None = None, cache_dir: str | None = None) -> None:
+    def __init__(self, dataset: str = "fmnist", data_dir: str | Path | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         self.dataset, self.data_dir = dataset, data_dir
         if dataset == "fmnist":
             self.fmnistc = FMNISTC(data_dir, cache_dir)
+        elif dataset not in DATASET_CLASSES:
+            raise UsageError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASET_CLASSES)}")
         elif not data_dir:
-            raise ValueError(f"dataset {dataset!r} needs --data-dir pointing at its root folder")
+            raise UsageError(f"dataset {dataset!r} needs --data-dir pointing at its root folder")
+        self._sizes: dict[Domain, int] = {}
 
     def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.dataset == "fmnist":
-            return self.fmnistc.load(corruption, severity)
+            x, y = self.fmnistc.load(corruption, severity)
+        elif self.dataset == "cifar10c":
+            x, y = load_cifar10c(self.data_dir, corruption, severity)
+        else:
+            x, y = load_imagenetc(self.data_dir, corruption, severity)
+        if len(x) != len(y):
+            raise DataError(f"{self.dataset} {corruption}-{severity}: {len(x)} images but {len(y)} labels")
+        self._sizes[(corruption, severity)] = len(x)
+        return x, y
+
+    def size(self, domain: Domain) -> int:
+        """Number of images of a domain (the Fashion-MNIST test set size without reading a split)."""
+        if domain not in self._sizes:
+            if self.dataset == "fmnist":
+                self._sizes[domain] = len(self.fmnistc.labels())
+            else:
+                self.load(*domain)
+        return self._sizes[domain]
+
+    def fingerprint(self, cfg: RunConfig) -> str:
+        """Identity of the data ``cfg`` reads: the decoded Fashion-MNIST arrays, or the files (path, size,
+        modification time; labels by content) of the CIFAR-10-C / ImageNet-C domains it visits."""
+        if self.dataset == "fmnist":
+            return data_fingerprint(self.data_dir)
+        root = Path(self.data_dir)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{self.dataset} folder not found: {root}")
         if self.dataset == "cifar10c":
-            return load_cifar10c(self.data_dir, corruption, severity)
-        return load_imagenetc(self.data_dir, corruption, severity)
+            files = [root / f"{c}.npy" for c in sorted(set(cfg.corruptions))] + [root / "labels.npy"]
+            missing = [str(p) for p in files if not p.is_file()]
+            if missing:
+                raise FileNotFoundError(f"CIFAR-10-C file missing: {missing[0]}")
+            return folder_fingerprint(root, files, content=[root / "labels.npy"])
+        files = [p for c in sorted(set(cfg.corruptions)) for p in (root / c / str(cfg.severity)).rglob("*")
+                 if p.is_file()]
+        if not files:
+            raise FileNotFoundError(f"no ImageNet-C images under {root}/<corruption>/{cfg.severity}/ for "
+                                    f"{sorted(set(cfg.corruptions))[:3]}")
+        return folder_fingerprint(root, files)
 
     def clean_batches(self, n: int = 2000, batch_size: int = 64, seed: int = 0) -> list[torch.Tensor]:
         """Clean in-distribution batches (EATA's Fisher): Fashion-MNIST *training* images."""
         if self.dataset != "fmnist":
-            raise ValueError("EATA needs clean in-distribution samples; only the built-in dataset provides them "
+            raise UsageError("EATA needs clean in-distribution samples; only the built-in dataset provides them "
                              "in the runner (use the Python API with your own fisher_loader)")
         x, _ = load_fashion_mnist("train", self.data_dir)
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
         return [x[idx[i:i + batch_size]] for i in range(0, len(idx), batch_size)]
-
-
-SEARCH_FRACTION = 0.2
-
-
-def domain_subset(n: int, split: str = "all", n_per_domain: int | None = None) -> torch.Tensor:
-    """Indices of the images of a domain used by a run: a fixed permutation (seed 0, the same for every seed
-    and method), cut into the 20% "search" part and the 80% "holdout" part, then capped at n_per_domain."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    n_search = round(SEARCH_FRACTION * n)
-    if split == "search":
-        perm = perm[:n_search]
-    elif split == "holdout":
-        perm = perm[n_search:]
-    return perm[: n_per_domain or len(perm)]
-
-
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batch boundaries; a trailing batch of one sample is merged into the previous one (BatchNorm needs 2)."""
-    bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds[-2] = (bounds[-2][0], n)
-        bounds.pop()
-    return bounds
 
 
 def _build_adapter(cfg: RunConfig, model: torch.nn.Module, source: DataSource, seed: int, device) -> Any:
@@ -89,84 +110,118 @@ def _build_adapter(cfg: RunConfig, model: torch.nn.Module, source: DataSource, s
                         seed=seed, **options)
 
 
-def _evaluate_domain(adapter, x: torch.Tensor, y: torch.Tensor, cfg: RunConfig, perm: torch.Tensor,
-                     device: torch.device, num_classes: int) -> dict[str, Any]:
+class _Domains:
+    """The domains a run has loaded (a mixed stream revisits all of them); at most ``keep`` at a time."""
+
+    def __init__(self, source: DataSource, keep: int = 16) -> None:
+        self.source, self.keep, self.data = source, keep, {}
+
+    def __call__(self, domain: Domain) -> tuple[torch.Tensor, torch.Tensor]:
+        if domain not in self.data:
+            if len(self.data) >= self.keep:
+                self.data.pop(next(iter(self.data)))
+            self.data[domain] = self.source.load(*domain)
+        return self.data[domain]
+
+
+def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], tuple[torch.Tensor, torch.Tensor]],
+                     batch_size: int, device: torch.device, num_classes: int) -> dict[str, Any]:
+    """Run the adapter over the segment's batches; accuracy, per-batch accuracy, predicted-class histogram,
+    mean entropy, samples selected by the host's filters, SAR recoveries (and per-domain counts when the
+    segment mixes domains)."""
     correct = 0
     hist = torch.zeros(num_classes, dtype=torch.long)
     batch_acc, ent_sum, selected, recoveries = [], 0.0, 0, 0
+    per_domain: dict[str, list[int]] = {}
     t0 = time.perf_counter()
-    for lo, hi in batch_bounds(len(perm), cfg.batch_size):
-        idx = perm[lo:hi]
-        xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device)
+    for runs in segment.batches(batch_size):
+        parts = [(dom, *load(dom), idx) for dom, idx in runs]
+        xb = torch.cat([x[idx] for _, x, _, idx in parts]).to(device, non_blocking=True)
+        yb = torch.cat([y[idx] for _, _, y, idx in parts]).to(device)
         logits = adapter(xb)
-        pred = logits.argmax(1)
-        c = int((pred == yb).sum())
+        hit = logits.argmax(1) == yb
+        c = int(hit.sum())
         correct += c
-        batch_acc.append(round(c / (hi - lo), 4))
-        hist += torch.bincount(pred.cpu(), minlength=num_classes)[:num_classes]
+        batch_acc.append(round(c / len(yb), 4))
+        hist += torch.bincount(logits.argmax(1).cpu(), minlength=num_classes)[:num_classes]
+        if len(parts) > 1 or parts[0][0][0] != segment.domain:
+            start = 0
+            for (name, _sev), _, _, idx in parts:
+                counts = per_domain.setdefault(name, [0, 0])
+                counts[0] += len(idx)
+                counts[1] += int(hit[start:start + len(idx)].sum())
+                start += len(idx)
         diag = adapter.last_step
         # every adapter records the mean entropy of the logits it returns (and checked them); recompute only
         # for one that does not
         mean_ent = diag.get("entropy")
-        ent_sum += (float(mean_ent) * (hi - lo) if mean_ent is not None
+        ent_sum += (float(mean_ent) * len(yb) if mean_ent is not None
                     else float(entropy(logits.detach().float()).sum()))
         selected += int(diag.get("selected", 0))
         recoveries += int(bool(diag.get("recovered", False)))
     wall = time.perf_counter() - t0
-    n = len(perm)
-    return {"n": n, "correct": correct, "wall": wall,
-            "metrics": {"pred_hist": hist.tolist(), "mean_entropy": ent_sum / n, "selected": selected,
-                        "recoveries": recoveries, "batch_acc": batch_acc, "images_per_s": n / max(wall, 1e-9)}}
+    n = len(segment)
+    metrics = {"pred_hist": hist.tolist(), "mean_entropy": ent_sum / n, "selected": selected,
+               "recoveries": recoveries, "batch_acc": batch_acc, "images_per_s": n / max(wall, 1e-9)}
+    if per_domain:
+        metrics["domains"] = per_domain
+    return {"n": n, "correct": correct, "wall": wall, "metrics": metrics}
 
 
 def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, data_dir: str | None = None,
                    cache_dir: str | None = None, device: str | torch.device = "cpu",
                    model_loader: Callable[[], torch.nn.Module] | None = None,
-                   progress: Callable[[str, int, str, float], None] | None = None) -> list[dict[str, Any]]:
-    """Run ``cfg`` for each seed, skipping finished cells; returns the store rows of this config."""
+                   progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run ``cfg`` for each seed, skipping finished cells; returns the store rows of the resolved config
+    (whose hash includes the provenance found here; ``cfg`` may be resolved already, and must then match)."""
     device = torch.device(device)
-    store.register(cfg.hash, cfg.to_dict())
+    seeds = list(seeds)
+    if not seeds:
+        raise UsageError("no seeds given")
+    for s in seeds:
+        seed_everything(s)  # validates every seed before any compute
+    cfg = resolve(cfg, data_dir, cache_dir)
     source = DataSource(cfg.dataset, data_dir, cache_dir)
-    domains = list(cfg.corruptions)
+    store.register(cfg.hash, cfg.to_dict())
+    domains = stream_domains(cfg.corruptions, cfg.severity)
     for seed in seeds:
+        stream = Stream(cfg.protocol, domains, cfg.batch_size, cfg.n_per_domain, cfg.split, seed)
+        segments = stream.segments(source.size)
         done = store.done(cfg.hash, seed)
-        if all(d in done for d in domains):
+        if all(s.position in done for s in segments):
             continue
         seed_everything(seed)
         model = (model_loader() if model_loader
                  else load_model(cfg.model, cfg.weights, num_classes=DATASET_CLASSES[cfg.dataset])).to(device)
         adapter = _build_adapter(cfg, model, source, seed, device)
         start = 0
-        if cfg.protocol == "continual":
-            resumed = store.load_state(cfg.hash, seed)
-            if resumed is not None and resumed[0] + 1 <= len(domains):
-                adapter.import_state(resumed[1])
-                start = resumed[0] + 1
-        fixed_subset = None
-        for pos in range(start, len(domains)):
-            domain = domains[pos]
-            if cfg.protocol == "single" and domain in done:
+        resumed = store.load_state(cfg.hash, seed)
+        if resumed is not None and resumed[0] + 1 <= len(segments):
+            adapter.import_state(resumed[1])
+            start = resumed[0] + 1
+        load = _Domains(source)
+        for i in range(start, len(segments)):
+            seg = segments[i]
+            continues = i + 1 < len(segments) and not segments[i + 1].reset  # the next cell needs this state
+            if seg.position in done and not continues:
                 continue
-            x, y = source.load(domain, cfg.severity)
-            if fixed_subset is None or len(fixed_subset) > len(x):
-                fixed_subset = domain_subset(len(x), cfg.split, cfg.n_per_domain)
-            order = torch.randperm(len(fixed_subset), generator=torch.Generator().manual_seed(seed * 1009 + pos))
-            perm = fixed_subset[order]
-            if cfg.protocol == "single":
+            if seg.reset:
                 adapter.reset()
-            res = _evaluate_domain(adapter, x, y, cfg, perm, device, adapter.num_classes)
-            store.write_cell(cfg.hash, seed, domain, pos, res["n"], res["correct"], res["metrics"], res["wall"])
-            if cfg.protocol == "continual":
-                store.save_state(cfg.hash, seed, pos, adapter.export_state())
+            res = evaluate_segment(adapter, seg, load, cfg.batch_size, device, adapter.num_classes)
+            store.write_cell(cfg.hash, seed, seg.domain, seg.position, res["n"], res["correct"], res["metrics"],
+                             res["wall"])
+            if continues:
+                store.save_state(cfg.hash, seed, seg.position, adapter.export_state())
             if progress:
-                progress(cfg.label, seed, domain, res["correct"] / res["n"])
-        if cfg.protocol == "continual":
-            store.drop_state(cfg.hash, seed)
+                progress({"label": cfg.label, "model": cfg.model, "protocol": cfg.protocol, "seed": seed,
+                          "domain": seg.domain, "position": seg.position, "accuracy": res["correct"] / res["n"],
+                          "wall": res["wall"], "hash": cfg.hash})
+        store.drop_state(cfg.hash, seed)
     return store.cells(cfg.hash)
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean accuracy over domains per seed, then mean and std over seeds."""
+    """Mean accuracy over a stream's cells per seed, then mean and std over seeds."""
     per_seed: dict[int, list[float]] = {}
     for r in rows:
         per_seed.setdefault(r["seed"], []).append(r["accuracy"])

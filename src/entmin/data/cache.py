@@ -1,73 +1,75 @@
-"""Fashion-MNIST-C: the corrupted test splits, built once and cached outside git with checksums.
+"""Fashion-MNIST-C: the corrupted test splits, built once and cached outside git, keyed by what they are
+made of.
 
-Layout: ``<cache>/fmnist-c/v<version>-seed<seed>/<corruption>-<severity>.npy`` (uint8, (N, 32, 32)), each
-with a ``.sha256`` sidecar holding its checksum. A split is rebuilt when its file is missing or its checksum
-does not match (a truncated write or a corrupted disk never yields silently wrong data). One sidecar per
-split (not one shared manifest) lets several processes build or read the cache at once without a lock:
-every write is a whole-file atomic replace, so no writer can lose another's entry.
+Layout: ``<cache>/fmnist-c/<data fingerprint[:16]>-<corruption code>-seed<seed>/<corruption>-<severity>.npy``
+(uint8, (N, 32, 32)), each with a ``.sha256`` sidecar holding its checksum. The folder name carries the
+fingerprint of the clean test images and labels the splits were made from and the corruption code version
+(:func:`~entmin.data.corruptions.corruption_code`), so a cache can never serve images of other data (a test
+set in another order, a subset) or of other corruption code: those get their own folder. A split is rebuilt
+when its file is missing or its checksum does not match (a truncated write or a corrupted disk never yields
+silently wrong data), and refused when its image count differs from the labels it is paired with.
+
+One sidecar per split (not one shared manifest) lets several processes build or read the cache at once
+without a lock: every write is a whole-file atomic replace, so no writer can lose another's entry.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
-import json
 import os
-import tempfile
+import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from .fashion_mnist import load_fashion_mnist
+from ..errors import DataError
+from ..utils import atomic_write_bytes, ensure_dir
+from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_code
+from .fashion_mnist import data_fingerprint, load_fashion_mnist
 
-__all__ = ["CACHE_VERSION", "FMNISTC", "default_cache_dir"]
+__all__ = ["CACHE_ENV", "FMNISTC", "default_cache_dir"]
 
-CACHE_VERSION = 1
+CACHE_ENV = "ENTMIN_CACHE"
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("ENTMIN_CACHE", Path.home() / ".cache" / "entmin"))
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "entmin")
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Whole-file write through a temporary file and ``os.replace``: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 class FMNISTC:
-    """Corrupted Fashion-MNIST test splits (and the clean split, severity 0) as float tensors in [0, 1]."""
+    """Corrupted Fashion-MNIST test splits (and the clean split, corruption ``clean``) as float tensors in
+    [0, 1], with the labels of the clean test set they were made from."""
 
     def __init__(self, data_dir: str | Path | None = None, cache_dir: str | Path | None = None, seed: int = 0) -> None:
         self.data_dir = data_dir
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir or default_cache_dir())
-        self.root = self.cache_dir / "fmnist-c" / f"v{CACHE_VERSION}-seed{self.seed}"
         self._clean: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._root: Path | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the clean test images and labels (the data every split is made from)."""
+        return data_fingerprint(self.data_dir, splits=("test",))
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = self.cache_dir / "fmnist-c" / f"{self.fingerprint[:16]}-{corruption_code()}-seed{self.seed}"
+        return self._root
 
     def checksum_path(self, corruption: str, severity: int) -> Path:
         return self.path(corruption, severity).with_suffix(".sha256")
-
-    def _recorded_checksum(self, corruption: str, severity: int) -> str | None:
-        side = self.checksum_path(corruption, severity)
-        if side.is_file():
-            return side.read_text().strip()
-        legacy = self.root / "manifest.json"  # caches written before the sidecars (entmin 0.1.0 dev)
-        if legacy.is_file():
-            try:
-                return json.loads(legacy.read_text()).get(self.path(corruption, severity).name)
-            except json.JSONDecodeError:
-                return None
-        return None
 
     def clean(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._clean is None:
@@ -81,8 +83,8 @@ class FMNISTC:
         return self.root / f"{corruption}-{severity}.npy"
 
     def is_valid(self, corruption: str, severity: int) -> bool:
-        p = self.path(corruption, severity)
-        return p.is_file() and self._recorded_checksum(corruption, severity) == _sha256(p)
+        p, side = self.path(corruption, severity), self.checksum_path(corruption, severity)
+        return p.is_file() and side.is_file() and side.read_text().strip() == _sha256(p)
 
     def build(self, corruption: str, severity: int, chunk: int = 2000) -> Path:
         x, _ = self.clean()
@@ -93,20 +95,24 @@ class FMNISTC:
         np.save(buf, arr)
         data = buf.getvalue()
         p = self.path(corruption, severity)
-        _atomic_write(p, data)
-        _atomic_write(self.checksum_path(corruption, severity), (hashlib.sha256(data).hexdigest() + "\n").encode())
+        ensure_dir(self.root, "corruption cache folder (set --cache-dir or $ENTMIN_CACHE)")
+        atomic_write_bytes(p, data, "cached split")
+        atomic_write_bytes(self.checksum_path(corruption, severity), (hashlib.sha256(data).hexdigest() + "\n").encode(),
+                           "cache checksum")
         return p
 
     def build_all(self, corruptions=None, severities=SEVERITIES,
                   progress: Callable[[str, int], None] | None = None, workers: int = 1) -> None:
         """Build every missing or damaged split; ``workers > 1`` builds splits in parallel processes
-        (the corruptions are NumPy code that uses one core each)."""
+        (the corruptions are NumPy code that uses one core each). Workers die with this process."""
         todo = [(c, s) for c in corruptions or CORRUPTIONS for s in severities]
+        for c, s in todo:
+            _check_split(c, s)
         missing = [(c, s) for c, s in todo if not self.is_valid(c, s)]
         for c, s in todo:
             if (c, s) not in missing and progress:
                 progress(c, s)
-        if workers <= 1:
+        if workers <= 1 or len(missing) <= 1:
             for c, s in missing:
                 self.build(c, s)
                 if progress:
@@ -115,7 +121,9 @@ class FMNISTC:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         self.clean()  # fail here, with the install hint, rather than in every worker
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        ensure_dir(self.root, "corruption cache folder (set --cache-dir or $ENTMIN_CACHE)")
+        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), initializer=_worker_init,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_build_one, self.data_dir, self.cache_dir, self.seed, c, s): (c, s)
                        for c, s in missing}
             for fut in as_completed(futures):
@@ -124,20 +132,49 @@ class FMNISTC:
                     progress(*futures[fut])
 
     def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images (N, 1, 32, 32) float32 in [0, 1], labels). Severity 0 or corruption 'clean' = clean test set."""
-        if corruption == "clean" or severity == 0:
+        """(images (N, 1, 32, 32) float32 in [0, 1], labels). Corruption ``clean`` = the clean test set."""
+        if corruption == "clean":
             return self.clean()
-        if corruption not in CORRUPTIONS:
-            raise ValueError(f"unknown corruption {corruption!r}; choose one of {list(CORRUPTIONS)}")
-        if severity not in SEVERITIES:
-            raise ValueError(f"severity must be in 1..5, got {severity}")
+        _check_split(corruption, severity)
         if not self.is_valid(corruption, severity):
             self.build(corruption, severity)
-        arr = np.load(self.path(corruption, severity), allow_pickle=False)
-        return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(1), self.labels()
+        p = self.path(corruption, severity)
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot read the cached split {p}: {e}") from None
+        labels = self.labels()
+        if arr.ndim != 3 or arr.shape[0] != len(labels):
+            raise DataError(f"cached split {p} holds {arr.shape[0]} images but the test set at "
+                            f"{self.data_dir or 'the default location'} has {len(labels)} labels; delete the file")
+        return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(1), labels
+
+
+def _check_split(corruption: str, severity: int) -> None:
+    if corruption not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {corruption!r}; choose one of {list(CORRUPTIONS)}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be in 1..5, got {severity}")
+
+
+def _worker_init(parent: int) -> None:
+    """Make a build worker die with the process that started it (after a ``kill -9`` of ``entmin corrupt`` it
+    would otherwise finish, and write, its current split): the kernel's parent-death signal on Linux, and a
+    watchdog thread everywhere."""
+    torch.set_num_threads(1)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _build_one(data_dir, cache_dir: Path, seed: int, corruption: str, severity: int) -> None:
-    """Process-pool entry point: build one split with one intra-op thread (the pool supplies parallelism)."""
-    torch.set_num_threads(1)
+    """Process-pool entry point: build one split (one intra-op thread; the pool supplies parallelism)."""
     FMNISTC(data_dir, cache_dir, seed).build(corruption, severity)

@@ -8,23 +8,36 @@ Input and output: float tensors (N, 1, H, W) in [0, 1]; every corruption is dete
   of snow and the HSV value channel of brightness reduce to the pixel value itself);
 * ImageMagick's motion blur (used by motion_blur and snow) is replaced by its kernel: a one-sided line of
   2r+1 taps with Gaussian weights exp(-i^2 / 2 sigma^2) along a random angle, edge pixels replicated;
-* frost: the ImageNet-C frost photographs are not shipped in any package we can use offline, so the frost
-  layer is a procedural "ridged plasma" ice texture with mean brightness about 0.45 (documented stand-in);
+* frost: the reference overlays crops of six frost photographs. They ship in the ``imagecorruptions`` wheel
+  (Apache-2.0; ``pip install imagecorruptions --no-deps``, the ``[frost]`` extra): when it is installed its
+  photos are used as the reference does (one of the first five, resized by 0.2 per 32 pixels, a random crop,
+  converted to grey). Otherwise, or with ``ENTMIN_FROST=procedural``, the frost layer is a procedural
+  "ridged plasma" ice texture with mean brightness about 0.45. Which one built a cache is part of its key
+  (:func:`corruption_code`);
 * pixelate uses area down-sampling and nearest up-sampling (PIL's BOX filter in both directions).
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "plasma_fractal"]
+__all__ = ["CORRUPTIONS", "CORRUPTION_VERSION", "SEVERITIES", "corrupt", "corruption_code", "frost_source",
+           "plasma_fractal"]
 
 SEVERITIES = (1, 2, 3, 4, 5)
+# Bump whenever a change of this module changes any corrupted pixel: it keys the split cache and the results
+# store (tests/test_data.py pins the output of every corruption, so a silent change fails there first).
+CORRUPTION_VERSION = 1
+FROST_ENV = "ENTMIN_FROST"
 
 
 def _to_np(x: torch.Tensor) -> np.ndarray:
@@ -209,8 +222,70 @@ def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> np.ndarr
 def frost(x, s, rng):
     c0, c1 = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][s - 1]
     n, _, h, w = x.shape
-    tex = torch.from_numpy(_frost_texture(n, h, w, rng).astype(np.float32))[:, None]
-    return _clip(c0 * x + c1 * tex)
+    photos = _frost_photos(h) if frost_source() != "procedural" else None
+    if photos is None:
+        tex = _frost_texture(n, h, w, rng)
+    else:  # make_cifar_c.py: one of the first five photos, a random crop
+        picks = rng.integers(0, 5, size=n)
+        tex = np.empty((n, h, w), np.float32)
+        for i, k in enumerate(picks):
+            ph = photos[k]
+            oy, ox = rng.integers(0, ph.shape[0] - h), rng.integers(0, ph.shape[1] - w)
+            tex[i] = ph[oy:oy + h, ox:ox + w]
+    return _clip(c0 * x + c1 * torch.from_numpy(tex.astype(np.float32))[:, None])
+
+
+def _frost_photo_dir() -> Path | None:
+    """The ``frost`` folder of an installed ``imagecorruptions`` (found without importing the package, whose
+    ``__init__`` needs an old setuptools)."""
+    try:
+        spec = importlib.util.find_spec("imagecorruptions")
+    except (ImportError, ValueError):
+        return None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        d = Path(loc) / "frost"
+        if all((d / f).is_file() for f in _FROST_FILES):
+            return d
+    return None
+
+
+_FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
+
+
+def frost_source() -> str:
+    """``"imagecorruptions-<version>"`` when its frost photos are used, else ``"procedural"``."""
+    if os.environ.get(FROST_ENV, "").lower() == "procedural" or _frost_photo_dir() is None:
+        return "procedural"
+    try:
+        from importlib.metadata import version
+
+        return f"imagecorruptions-{version('imagecorruptions')}"
+    except Exception:  # a source checkout without metadata
+        return "imagecorruptions"
+
+
+def corruption_code() -> str:
+    """What the corrupted pixels depend on besides the data and the seed: the code version and the frost layer."""
+    return f"v{CORRUPTION_VERSION}-frost-{frost_source()}"
+
+
+@functools.lru_cache(maxsize=4)
+def _frost_photos(h: int) -> list[np.ndarray] | None:
+    """The five frost photos as grey float arrays in [0, 1], resized by 0.2 per 32 pixels of image height."""
+    from PIL import Image
+
+    d = _frost_photo_dir()
+    if d is None:
+        return None
+    out = []
+    for name in _FROST_FILES:
+        with Image.open(d / name) as im:
+            g = im.convert("L")
+            scale = 0.2 * h / 32
+            g = g.resize((max(h + 1, round(g.width * scale)), max(h + 1, round(g.height * scale))),
+                         Image.BILINEAR)
+            out.append(np.asarray(g, dtype=np.float32) / 255.0)
+    return out
 
 
 def snow(x, s, rng):

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 __all__ = ["IDXError", "read_idx"]
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class IDXError(ValueError):
+class IDXError(DataError):
     """A malformed, truncated or unreadable IDX file."""
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ __all__ = [
     "collect_records",
     "leave_one_corruption_out",
     "mae_table_markdown",
-    "scatter_plot",
 ]
 
 FLIP_METHODS = {"WF (quadratic)": ("weighted_flips", 2), "Flips (linear)": ("flips", 1),
@@ -97,26 +95,3 @@ def mae_table_markdown(per_model: dict[str, dict[str, dict[str, float]]]) -> str
         cells = [f"**{v:.2f}**" if v == best else f"{v:.2f}" for v in maes.values()]
         lines.append(f"| {model} | {len(ests)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def scatter_plot(ests: dict[str, dict[str, float]], path: str | Path, title: str = "") -> None:
-    from .._plotting import pyplot
-
-    plt = pyplot()
-
-    methods = list(BASELINES) + list(FLIP_METHODS)
-    fig, axes = plt.subplots(2, 4, figsize=(14, 7), sharex=True, sharey=True)
-    for ax, m in zip(axes.flat, methods):
-        t = [100 * e["true"] for e in ests.values()]
-        p = [100 * e[m] for e in ests.values()]
-        ax.scatter(t, p, s=8)
-        ax.plot([0, 100], [0, 100], color="grey", lw=0.7)
-        ax.set_title(f"{m}: MAE {np.mean(np.abs(np.array(t) - np.array(p))):.1f}", fontsize=9)
-        ax.set_xlabel("true accuracy (%)")
-        ax.set_ylabel("estimated (%)")
-    for ax in list(axes.flat)[len(methods):]:
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -8,7 +8,6 @@ from the source class means and accuracy collapses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +15,7 @@ from torch import nn
 
 from ..adapt import make_adapter
 
-__all__ = ["cluster_score", "embedding_hook", "plot_phases", "two_phase_run"]
+__all__ = ["cluster_score", "embedding_hook", "two_phase_run"]
 
 
 def embedding_hook(model: nn.Module) -> tuple[list[torch.Tensor], Any]:
@@ -92,23 +91,3 @@ def two_phase_run(model_factory: Callable[[], nn.Module], clean: tuple[torch.Ten
         return out
     finally:
         handle.remove()
-
-
-def plot_phases(runs: dict[str, list[dict[str, float]]], path: str | Path, title: str = "") -> None:
-    from .._plotting import pyplot
-
-    plt = pyplot()
-
-    keys = [("accuracy", "accuracy"), ("distance_to_source_means", "distance to source class means (rel.)"),
-            ("cluster_score", "cluster quality (between/within)")]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for label, rows in runs.items():
-        for ax, (k, name) in zip(axes, keys):
-            ax.plot([r["step"] for r in rows], [r[k] for r in rows], label=label)
-            ax.set_xlabel("adaptation step")
-            ax.set_ylabel(name)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

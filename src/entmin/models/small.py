@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._validate import check_images
+
 __all__ = ["MODEL_NAMES", "SmallCNN", "SmallViT", "build_model"]
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
@@ -33,12 +35,14 @@ class SmallCNN(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32) -> None:
         super().__init__()
         w = width
+        self.in_channels = in_channels
         self.norm_input = Normalize(FMNIST_MEAN, FMNIST_STD)
         self.features = nn.Sequential(_block(in_channels, w, 1), _block(w, w, 1), _block(w, 2 * w, 2),
                                       _block(2 * w, 2 * w, 1), _block(2 * w, 4 * w, 2))
         self.head = nn.Linear(4 * w, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "SmallCNN", (self.in_channels, None, None))
         return self.features(self.norm_input(x)).mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +72,7 @@ class SmallViT(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, dim: int = 96, depth: int = 6, heads: int = 4,
                  patch: int = 4, image_size: int = 32) -> None:
         super().__init__()
+        self.in_channels, self.image_size = in_channels, image_size
         self.norm_input = Normalize(FMNIST_MEAN, FMNIST_STD)
         self.patch_embed = nn.Conv2d(in_channels, dim, patch, patch)
         n_tokens = (image_size // patch) ** 2
@@ -78,6 +83,7 @@ class SmallViT(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "SmallViT", (self.in_channels, self.image_size, self.image_size))
         t = self.patch_embed(self.norm_input(x)).flatten(2).transpose(1, 2)
         t = torch.cat([self.cls_token.expand(t.shape[0], -1, -1), t], 1) + self.pos_embed
         for blk in self.blocks:

@@ -14,17 +14,21 @@ default frozen top layers are found by name) and the state dict is unchanged.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoints import checkpoint_metadata, load_checkpoint, load_source_model
+from ..errors import DataError, UsageError
+from .checkpoints import checkpoint_metadata, load_checkpoint, load_source_model, sha256_of
 from .small import MODEL_NAMES, build_model
 
-__all__ = ["EXTERNAL_LIBRARIES", "IMAGENET_MEAN", "IMAGENET_STD", "add_input_normalization", "load_model",
-           "parse_model_spec"]
+__all__ = ["EXTERNAL_LIBRARIES", "IMAGENET_MEAN", "IMAGENET_STD", "add_input_normalization",
+           "import_vision_library", "load_model", "parse_model_spec", "weights_fingerprint"]
 
 EXTERNAL_LIBRARIES = ("timm", "torchvision")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -38,7 +42,7 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     lib, sep, name = str(spec).partition(":")
     if sep and lib in EXTERNAL_LIBRARIES and name:
         return lib, name
-    raise ValueError(f"unknown model {spec!r}: use one of {list(MODEL_NAMES)}, timm:<architecture> or "
+    raise UsageError(f"unknown model {spec!r}: use one of {list(MODEL_NAMES)}, timm:<architecture> or "
                      "torchvision:<architecture>")
 
 
@@ -59,12 +63,58 @@ def add_input_normalization(model: nn.Module, mean: Sequence[float], std: Sequen
     return model
 
 
-def _import(lib: str):
+SHIM_ENV = "ENTMIN_NO_TORCHVISION_SHIM"
+
+
+def import_vision_library(lib: str):
+    """Import ``timm`` or ``torchvision``, or fail with one line.
+
+    PyPI's torchvision is a CUDA build: beside a CPU torch its import stops in
+    ``torchvision._meta_registrations`` ("operator torchvision::nms does not exist"), and timm imports
+    torchvision. Only then, and unless $ENTMIN_NO_TORCHVISION_SHIM is set, the import is retried with that
+    private module replaced by an empty stub (shared/reference/offline_data.md section 4): models, transforms
+    and timm work; torchvision's C++ detection ops (nms, roi_align, deform_conv) do not, and entmin uses none.
+    """
     try:
         return importlib.import_module(lib)
-    except ImportError:
-        raise ValueError(f"model spec '{lib}:...' needs the {lib} package: pip install 'entmin[vision]' "
-                         "(keep the torch build you have: install it first)") from None
+    except ImportError as e:
+        raise UsageError(f"model spec '{lib}:...' needs the {lib} package ({e}); install the vision extra "
+                         "(README 'Optional extras': `bash scripts/setup.sh --vision`)") from None
+    except RuntimeError as e:
+        if "torchvision::" not in str(e) or os.environ.get(SHIM_ENV):
+            raise DataError(f"the installed {lib} cannot be imported here ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0]}); see README 'Optional extras' for the CPU install") from None
+    for name in [m for m in sys.modules if m.split(".")[0] in ("torchvision", "timm")]:
+        del sys.modules[name]  # the failed import left half-initialised modules behind
+    sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
+    try:
+        return importlib.import_module(lib)
+    except Exception as e:
+        raise DataError(f"the installed {lib} cannot be imported here, even with the CPU shim "
+                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+_import = import_vision_library
+
+
+def weights_fingerprint(spec: str, weights: str | Path | None) -> str | None:
+    """What the weights of a model spec are, for result keys: None for a built-in model's committed
+    checkpoint (verified against its recorded sha256 when loaded), the sha256 of a weights file, or the
+    library and its version for a library's own ``pretrained`` weights."""
+    if weights is None:
+        return None
+    if str(weights) == "pretrained":
+        lib, _ = parse_model_spec(spec)
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"pretrained:{lib}-{version(lib)}"
+        except PackageNotFoundError:
+            return f"pretrained:{lib}"
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    return sha256_of(path)
 
 
 def load_model(spec: str, weights: str | Path | None = None, *, num_classes: int | None = None) -> nn.Module:
@@ -74,11 +124,20 @@ def load_model(spec: str, weights: str | Path | None = None, *, num_classes: int
         if weights is None:
             return load_source_model(name)
         path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
         meta = checkpoint_metadata(path) if path.with_suffix(".json").is_file() else {}
-        model = build_model(meta.get("arch", name), meta.get("num_classes", num_classes or 10))
+        arch = meta.get("arch", name)
+        if arch != name:
+            raise UsageError(f"weights {path} are a {arch!r} model (says {path.with_suffix('.json').name}) but "
+                             f"--model {name} was given; pass --model {arch} or other weights")
+        n_cls = meta.get("num_classes", num_classes or 10)
+        if num_classes is not None and n_cls != num_classes:
+            raise UsageError(f"weights {path} have {n_cls} classes but the dataset has {num_classes}")
+        model = build_model(name, n_cls)
         return load_checkpoint(model, path, expected_sha256=meta.get("sha256")).eval()
     if weights is None:
-        raise ValueError(f"model {spec!r} needs weights: a local state-dict file (--weights path.pt), or "
+        raise UsageError(f"model {spec!r} needs weights: a local state-dict file (--weights path.pt), or "
                          "--weights pretrained to let the library fetch its own (needs internet)")
     pretrained = str(weights) == "pretrained"
     module = _import(lib)

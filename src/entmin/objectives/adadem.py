@@ -135,8 +135,12 @@ class AdaDEM(nn.Module):
             p, k = p[mask], k[mask]
         if k.numel() == 0:
             return
-        update_mec_bank(self.bank, p, k, self.pi)
-        self.num_updates += 1
+        # out of place, so that an adapter can roll a failed batch back by keeping a reference to the old bank;
+        # kept in the wider of its own and the logits' compute dtype (float64 logits get a float64 bank)
+        bank = self.bank.to(torch.promote_types(self.bank.dtype, p.dtype), copy=True)
+        update_mec_bank(bank, p, k, self.pi)
+        self.bank = bank
+        self.num_updates = self.num_updates + 1
 
     def forward(self, logits: torch.Tensor, *, update: bool = True, bank_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:

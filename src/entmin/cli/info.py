@@ -1,0 +1,71 @@
+"""`entmin info`: versions, device, data location, committed checkpoints, which optional extras work here."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from .common import handle_errors
+
+__all__ = ["extras_status", "register"]
+
+EXTRAS = ("optuna", "ray", "timm", "torchvision", "imagecorruptions")
+
+
+def extras_status() -> dict[str, str | None]:
+    """Version of each optional package, None if absent, or "broken: <reason>" if installed but not importable
+    here (checked by importing it, not by reading its metadata; imagecorruptions is only used for its frost
+    photos, so finding those is what counts)."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in EXTRAS:
+        try:
+            v = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+            continue
+        if pkg == "imagecorruptions":
+            from ..data.corruptions import frost_source
+
+            out[pkg] = v if frost_source() != "procedural" else f"{v} (frost photos not used)"
+            continue
+        try:
+            if pkg in ("timm", "torchvision"):
+                from ..models.zoo import import_vision_library
+
+                import_vision_library(pkg)
+            else:
+                importlib.import_module(pkg)
+            out[pkg] = v
+        except Exception as e:
+            out[pkg] = f"broken: {str(e).splitlines()[0][:160]}"
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def info() -> None:
+        """Versions, device, data location, committed checkpoints and the optional extras that work here."""
+        import torch
+
+        from .. import __version__
+        from ..data.cache import default_cache_dir
+        from ..data.corruptions import corruption_code
+        from ..models.checkpoints import CHECKPOINT_DIR
+
+        d = {"entmin": __version__, "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+        try:
+            from ..data.fashion_mnist import find_data_dir
+
+            d["fashion_mnist"] = str(find_data_dir())
+        except FileNotFoundError as e:
+            d["fashion_mnist"] = f"missing: {e}"
+        d["cache"] = str(default_cache_dir())
+        d["corruption_code"] = corruption_code()
+        d["checkpoints"] = {p.name: json.loads(p.read_text()).get("clean_test_accuracy")
+                            for p in sorted(CHECKPOINT_DIR.glob("*.json"))}
+        d["optional"] = extras_status()
+        print(json.dumps(d, indent=2))
