@@ -152,3 +152,77 @@ def test_imagenetc_folder_format(tmp_path):
     (tmp_path / "fog" / "5" / "n01" / "bad.JPEG").write_bytes(b"junk")
     with pytest.raises(ValueError, match="cannot read image"):
         load_imagenetc(tmp_path, "fog", 5)
+
+
+@pytest.fixture
+def fake_imagecorruptions(tmp_path, monkeypatch):
+    """An installed `imagecorruptions` as far as entmin can tell: a package folder with frost photos and its
+    distribution metadata (the real wheel's __init__ needs an old setuptools; entmin never imports it)."""
+    import importlib
+
+    from PIL import Image
+
+    pkg = tmp_path / "site" / "imagecorruptions"
+    (pkg / "frost").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('entmin must not import this package')\n")
+    rng = np.random.default_rng(0)
+    for name in ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"):
+        Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(pkg / "frost" / name)
+    meta = tmp_path / "site" / "imagecorruptions-1.1.2.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: imagecorruptions\nVersion: 1.1.2\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.invalidate_caches()
+    return pkg
+
+
+def test_frost_uses_the_imagecorruptions_photos_when_installed(fake_imagecorruptions, monkeypatch, tmp_path,
+                                                               fmnist_test):
+    from entmin.data.corruptions import corruption_code, frost_source
+
+    x = torch.rand(6, 1, 32, 32)
+    assert frost_source() == "imagecorruptions-1.1.2"
+    photo = corrupt(x, "frost", 3, seed=1)
+    assert torch.equal(photo, corrupt(x, "frost", 3, seed=1))  # deterministic
+    monkeypatch.setenv("ENTMIN_FROST", "procedural")
+    assert frost_source() == "procedural" and corruption_code().endswith("frost-procedural")
+    procedural = corrupt(x, "frost", 3, seed=1)
+    assert not torch.allclose(photo, procedural)
+    # the frost layer is part of the cache key: the two kinds of split never share a folder
+    without = FMNISTC(cache_dir=tmp_path).root
+    monkeypatch.delenv("ENTMIN_FROST")
+    assert corruption_code() == "v1-frost-imagecorruptions-1.1.2"
+    assert FMNISTC(cache_dir=tmp_path).root != without
+
+
+def test_corruption_outputs_are_pinned_to_the_code_version(monkeypatch):
+    """Every corruption's output on fixed images at severity 3, against values stored with the code version.
+    A change of the corruption code that moves pixels fails here: bump CORRUPTION_VERSION (it keys the cache
+    and the results) and re-pin with `python tests/test_data.py`."""
+    from entmin.data.corruptions import CORRUPTION_VERSION
+
+    monkeypatch.setenv("ENTMIN_FROST", "procedural")
+    pinned = np.load(PINNED)
+    assert int(pinned["version"]) == CORRUPTION_VERSION
+    for name in CORRUPTIONS:
+        out = np.uint8(np.round(corrupt(_pin_images(), name, 3, seed=11).numpy() * 255))
+        diff = np.abs(out.astype(int) - pinned[name].astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01, name  # rounding noise only
+
+
+PINNED = __import__("pathlib").Path(__file__).parent / "data" / "corruptions_v1.npz"
+
+
+def _pin_images():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(3, 1, 32, 32, generator=g) * torch.linspace(0, 1, 32).view(1, 1, 1, 32)
+
+
+if __name__ == "__main__":  # re-pin the corruption outputs after a deliberate change (and a version bump)
+    import os
+
+    from entmin.data.corruptions import CORRUPTION_VERSION
+
+    os.environ["ENTMIN_FROST"] = "procedural"
+    arrays = {n: np.uint8(np.round(corrupt(_pin_images(), n, 3, seed=11).numpy() * 255)) for n in CORRUPTIONS}
+    np.savez_compressed(PINNED, version=CORRUPTION_VERSION, **arrays)

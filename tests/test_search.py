@@ -63,3 +63,31 @@ def test_search_rejects_invalid_budgets_before_running(tmp_path, base):
     with pytest.raises(ValueError, match="trials must be >= 1"):
         search_dem(base, store, trials=0, study_path=tmp_path / "s.sqlite")
     assert store.get_records("dem*") == {}
+
+
+def test_dem_star_table_counts_completed_trials_and_shows_the_others_apart():
+    """entmin 0.1 counted RUNNING and FAILED trials as trials."""
+    from entmin.bench.tables import dem_star_table_markdown
+
+    rec = {"tau": 1.2, "alpha": 0.8, "search_accuracy": 0.5, "trials": 8, "completed_trials": 8,
+           "failed_trials": 2, "unfinished_trials": 1, "n_per_domain": 96, "lr": 0.001}
+    row = dem_star_table_markdown({"tent:cnn:single:fmnist:abc": rec}).splitlines()[-1]
+    assert "| 8 (+2 failed, 1 unfinished) |" in row
+
+
+def test_a_trial_that_fails_is_not_counted(tmp_path, base, fmnist_test, monkeypatch):
+    import entmin.executors as ex
+
+    real = ex.run_experiment
+    calls = {"n": 0}
+
+    def flaky(cfg, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2 and cfg.split == "search":
+            raise RuntimeError("worker lost")
+        return real(cfg, *a, **k)
+
+    monkeypatch.setattr(ex, "run_experiment", flaky)
+    res = search_dem(base, ResultStore(tmp_path / "r.sqlite"), trials=3, study_path=tmp_path / "st.sqlite",
+                     run_kwargs={"cache_dir": str(tmp_path / "cache")})
+    assert res["completed_trials"] == 3 and res["failed_trials"] == 1 and res["trials"] == 3

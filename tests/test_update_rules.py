@@ -255,7 +255,7 @@ def test_sar_ema_recovery_follows_its_rule():
 # ----- DeYO ------------------------------------------------------------------------------------------------
 def ref_patch_shuffle(x, g, grid=4):
     """Cut each image into grid x grid patches; new patch j of image i = old patch perm_i[j]."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     ph, pw = h // grid, w // grid
     perm = torch.rand(n, grid * grid, generator=g).argsort(1)
     out = torch.empty_like(x)

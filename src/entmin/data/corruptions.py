@@ -222,7 +222,8 @@ def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> np.ndarr
 def frost(x, s, rng):
     c0, c1 = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][s - 1]
     n, _, h, w = x.shape
-    photos = _frost_photos(h) if frost_source() != "procedural" else None
+    d = _frost_photo_dir() if frost_source() != "procedural" else None
+    photos = _frost_photos(str(d), h) if d is not None else None
     if photos is None:
         tex = _frost_texture(n, h, w, rng)
     else:  # make_cifar_c.py: one of the first five photos, a random crop
@@ -270,13 +271,11 @@ def corruption_code() -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _frost_photos(h: int) -> list[np.ndarray] | None:
+def _frost_photos(folder: str, h: int) -> list[np.ndarray]:
     """The five frost photos as grey float arrays in [0, 1], resized by 0.2 per 32 pixels of image height."""
     from PIL import Image
 
-    d = _frost_photo_dir()
-    if d is None:
-        return None
+    d = Path(folder)
     out = []
     for name in _FROST_FILES:
         with Image.open(d / name) as im:

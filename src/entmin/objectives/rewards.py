@@ -7,6 +7,7 @@ uniform value (update=False): the curve is the reward a fresh AdaDEM gives.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -27,13 +28,20 @@ def probability_sweep_logits(probs: torch.Tensor, num_classes: int, cls: int = 0
     return z
 
 
+def _takes_update(objective: Callable[..., torch.Tensor]) -> bool:
+    fn = objective.forward if isinstance(objective, torch.nn.Module) else objective
+    try:
+        return "update" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+
+
 def reward_curve(objective: Callable[[torch.Tensor], torch.Tensor], probs: torch.Tensor, num_classes: int,
                  cls: int = 0) -> torch.Tensor:
     """Reward -dL/dz_cls for each probability in ``probs`` (float64), one sample at a time."""
     z = probability_sweep_logits(probs, num_classes, cls).requires_grad_(True)
-    try:
-        loss = objective(z, update=False)  # AdaDEM: do not move the bank while drawing
-    except TypeError:
-        loss = objective(z)
+    # AdaDEM: do not move the bank while drawing. Decided from the signature, not by retrying on TypeError
+    # (which would hide a bug inside the objective and could call it twice).
+    loss = objective(z, update=False) if _takes_update(objective) else objective(z)
     (grad,) = torch.autograd.grad(loss.sum(), z)
     return -grad[:, cls].detach()
