@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -15,8 +16,8 @@ __all__ = ["register"]
 DATA_DIR = typer.Option(None, help="Fashion-MNIST folder (default: Debian's or $ENTMIN_FASHION_MNIST_DIR)")
 CACHE_DIR = typer.Option(None, help="corruption cache folder (default $ENTMIN_CACHE or ~/.cache/entmin)")
 DEVICE = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N")
-MODEL = typer.Option("cnn", help=f"committed source model: {', '.join(MODEL_NAMES)}",
-                     parser=comma_list(str, MODEL_NAMES), metavar="|".join(MODEL_NAMES))
+MODEL = typer.Option("cnn", help="committed source model")
+ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handle_errors
-    def estimate(model: Items = MODEL,
+    def estimate(model: ModelName = MODEL,
                  corruption: str = typer.Option("gaussian_noise", help="corruption of the built-in data"),
                  severity: int = typer.Option(5, help="severity 1-5 of the built-in data"),
                  images: Path | None = typer.Option(None, help=".npy of (N, 32, 32) uint8 or (N, 1, 32, 32) float "
@@ -89,7 +90,7 @@ def register(app: typer.Typer) -> None:
         from ..models.checkpoints import load_source_model
         from ..utils import resolve_device
 
-        [name] = model
+        name = model
         dev = resolve_device(device)
         data = FMNISTC(data_dir, cache_dir)
         if images is not None:
@@ -127,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handle_errors
-    def phases(model: Items = MODEL,
+    def phases(model: ModelName = MODEL,
                corruption: str = typer.Option("gaussian_noise", help="corruption adapted to"),
                severity: int = typer.Option(5, help="severity 1-5"),
                steps: int = typer.Option(600, help="adaptation steps"),
@@ -145,7 +146,7 @@ def register(app: typer.Typer) -> None:
         from ..utils import resolve_device
         from ..viz.other import plot_phases
 
-        [name] = model
+        name = model
         if steps < 1 or every < 1:
             raise ValueError(f"--steps and --every must be >= 1, got {steps} and {every}")
         dev = resolve_device(device)
