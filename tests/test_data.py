@@ -138,7 +138,7 @@ def test_cifar10c_format(tmp_path):
 def test_imagenetc_folder_format(tmp_path):
     from PIL import Image
 
-    for ci, cls in enumerate(["n01", "n02"]):
+    for ci, cls in enumerate(["n01440764", "n01443537"]):  # wnids: ImageNet classes 0 and 1
         d = tmp_path / "fog" / "5" / cls
         d.mkdir(parents=True)
         for k in range(3):
@@ -149,7 +149,7 @@ def test_imagenetc_folder_format(tmp_path):
     assert x2.shape[0] == 4
     with pytest.raises(FileNotFoundError, match="expected"):
         load_imagenetc(tmp_path, "snow", 5)
-    (tmp_path / "fog" / "5" / "n01" / "bad.JPEG").write_bytes(b"junk")
+    (tmp_path / "fog" / "5" / "n01440764" / "bad.JPEG").write_bytes(b"junk")
     with pytest.raises(ValueError, match="cannot read image"):
         load_imagenetc(tmp_path, "fog", 5)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from entmin.adapt.configure import default_frozen_modules
+from entmin.adapt import default_frozen_modules
 from entmin.bench.config import RunConfig
 from entmin.cli import app
 from entmin.errors import UsageError

@@ -14,9 +14,10 @@ from typing import Any
 from torch import nn
 
 from .base import Adapter, OptimizerConfig, build_optimizer
-from .configure import default_frozen_modules, norm_layers, select_parameters, use_batch_statistics
+from .configure import norm_layers, select_parameters, use_batch_statistics
 from .deyo import DeYO, patch_shuffle
 from .eata import EATA, ETA, compute_fisher
+from .frozen import FROZEN_RULES, default_frozen_modules
 from .norm import BNAdapter, SourceAdapter
 from .sar import SAR
 from .tent import Tent
@@ -25,6 +26,7 @@ __all__ = [
     "ADAPTERS",
     "EATA",
     "ETA",
+    "FROZEN_RULES",
     "SAR",
     "Adapter",
     "BNAdapter",

@@ -125,7 +125,7 @@ class Adapter(nn.Module):
                                  "LayerNorm, GroupNorm) to adapt; pass trainable='all' or a filter to adapt "
                                  "other parameters")
             if frozen_modules == "auto" or (frozen_modules is None and self.default_frozen):
-                from .configure import default_frozen_modules
+                from .frozen import default_frozen_modules
                 frozen = default_frozen_modules(model)
             elif isinstance(frozen_modules, str):
                 frozen = [frozen_modules]

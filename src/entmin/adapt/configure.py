@@ -15,7 +15,6 @@ from torch import nn
 __all__ = [
     "BN_TYPES",
     "NORM_TYPES",
-    "default_frozen_modules",
     "has_batchnorm",
     "infer_num_classes",
     "norm_layers",
@@ -47,22 +46,6 @@ def use_batch_statistics(model: nn.Module) -> None:
             m.running_mean = None
             m.running_var = None
             m.num_batches_tracked = None
-
-
-def default_frozen_modules(model: nn.Module) -> list[str]:
-    """The top-layer exclusions of SAR/DeYO's official code, generalised: a ResNet's ``layer4``; for a ViT
-    with a ``blocks`` list, its last quarter of blocks (blocks 9-11 of ViT-B's 12) and the final ``norm``."""
-    names = dict(model.named_children())
-    frozen: list[str] = []
-    if "layer4" in names:
-        frozen.append("layer4")
-    blocks = names.get("blocks")
-    if isinstance(blocks, (nn.ModuleList, nn.Sequential)) and len(blocks) >= 2:
-        n = len(blocks)
-        frozen += [f"blocks.{i}" for i in range(n - max(1, n // 4), n)]
-        if "norm" in names:
-            frozen.append("norm")
-    return frozen
 
 
 def _is_under(name: str, prefixes: Iterable[str]) -> bool:

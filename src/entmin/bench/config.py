@@ -40,6 +40,9 @@ DATASET_CLASSES = {"fmnist": 10, "cifar10c": 10, "imagenetc": 1000}
 SPLITS = ("all", "search", "holdout")
 
 
+_ADDED_AFTER_0_1 = ("weights", "class_list", "num_classes")
+
+
 def default_lr(model: str) -> float:
     return DEFAULT_LR.get(model, ADAPTER_DEFAULT_LR)
 
@@ -74,6 +77,9 @@ class RunConfig:
                       SPLITS)
     method_options: tuple[tuple[str, Any], ...] = _opt((), "options of the method (TOML table)", cli=False)
     weights: str | None = _opt(None, "model weights file, or 'pretrained' (timm:/torchvision: models)")
+    class_list: str | None = _opt(None, "classes of an image-folder dataset: imagenet (default; folders named by "
+                                        "WordNet id), imagenet-r, imagenet-a (200-class head mask) or a file")
+    num_classes: int | None = _opt(None, "class count of the model's output (default: the dataset's)")
     provenance: tuple[tuple[str, str], ...] = _opt(
         (), "what the run reads (data fingerprint, weights sha256, corruption code); filled in by resolve()",
         cli=False)
@@ -111,6 +117,10 @@ class RunConfig:
             bad("model", str(e))
         if kind != "builtin" and self.weights is None:
             bad("weights", f"model {self.model!r} needs weights: a local state-dict file or 'pretrained'")
+        if self.num_classes is not None and self.num_classes < 2:
+            bad("num_classes", f"must be >= 2, got {self.num_classes}")
+        if self.class_list is not None and self.dataset != "imagenetc":
+            bad("class_list", "applies to the image-folder dataset imagenetc only")
         if self.weights == "pretrained" and kind == "builtin":
             bad("weights", "'pretrained' is for timm:/torchvision: models; built-in models use their committed "
                            "weights or a file")
@@ -128,9 +138,10 @@ class RunConfig:
         d["objective_options"] = dict(self.objective_options)
         d["method_options"] = dict(self.method_options)
         d["lr"] = self.effective_lr
-        # absent when unset or default, so that the hashes of built-in-model runs stay what they were
-        if d["weights"] is None:
-            del d["weights"]
+        # fields added after entmin 0.1 are absent when unset, so that the hashes of its stores stay what they were
+        for k in _ADDED_AFTER_0_1:
+            if d[k] is None:
+                del d[k]
         prov = significant_provenance(self)
         if prov:
             d["provenance"] = prov

@@ -19,9 +19,11 @@ from ..adapt import make_adapter
 from ..data.cache import FMNISTC
 from ..data.fashion_mnist import data_fingerprint, load_fashion_mnist
 from ..data.fingerprint import folder_fingerprint
-from ..data.formats import load_cifar10c, load_imagenetc
+from ..data.formats import load_cifar10c
+from ..data.imagefolder import FolderDomain
+from ..data.imagefolder import class_list as imagenet_class_list
 from ..errors import DataError, UsageError
-from ..models.zoo import load_model
+from ..models.zoo import load_model, restrict_head
 from ..objectives import entropy
 from ..utils import seed_everything
 from .config import DATASET_CLASSES, RunConfig
@@ -32,11 +34,29 @@ from .streams import Domain, Segment, Stream, batch_bounds, domain_subset, strea
 __all__ = ["DataSource", "batch_bounds", "domain_subset", "evaluate_segment", "run_experiment", "summarize"]
 
 
+class TensorDomain:
+    """A domain held in memory (Fashion-MNIST-C, CIFAR-10-C): images (N, C, H, W) and labels."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise DataError(f"{len(x)} images but {len(y)} labels")
+        self.x, self.labels = x, y
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.x[idx]
+
+    def batches(self, index_batches):
+        return (self.x[idx] for idx in index_batches)
+
+
 class DataSource:
-    """Loads (images, labels) of one domain of the configured dataset, and says what the data is."""
+    """The domains of the configured dataset, and what the data is (fingerprint, classes)."""
 
     def __init__(self, dataset: str = "fmnist", data_dir: str | Path | None = None,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, class_list: str | None = None) -> None:
         self.dataset, self.data_dir = dataset, data_dir
         if dataset == "fmnist":
             self.fmnistc = FMNISTC(data_dir, cache_dir)
@@ -44,19 +64,35 @@ class DataSource:
             raise UsageError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASET_CLASSES)}")
         elif not data_dir:
             raise UsageError(f"dataset {dataset!r} needs --data-dir pointing at its root folder")
+        if class_list is not None and dataset != "imagenetc":
+            raise UsageError("class_list applies to image-folder datasets (imagenetc) only")
+        self.classes = imagenet_class_list(class_list) if dataset == "imagenetc" else None
         self._sizes: dict[Domain, int] = {}
 
-    def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes is not None else DATASET_CLASSES[self.dataset]
+
+    @property
+    def head(self) -> tuple[int, ...] | None:
+        """Columns of a 1,000-way head to keep (ImageNet-R/-A and other ImageNet subsets), or None."""
+        return self.classes.head if self.classes is not None else None
+
+    def domain(self, corruption: str, severity: int):
+        """The images and labels of one domain: in memory, or an index of files decoded on demand."""
         if self.dataset == "fmnist":
-            x, y = self.fmnistc.load(corruption, severity)
+            d = TensorDomain(*self.fmnistc.load(corruption, severity))
         elif self.dataset == "cifar10c":
-            x, y = load_cifar10c(self.data_dir, corruption, severity)
+            d = TensorDomain(*load_cifar10c(self.data_dir, corruption, severity))
         else:
-            x, y = load_imagenetc(self.data_dir, corruption, severity)
-        if len(x) != len(y):
-            raise DataError(f"{self.dataset} {corruption}-{severity}: {len(x)} images but {len(y)} labels")
-        self._sizes[(corruption, severity)] = len(x)
-        return x, y
+            d = FolderDomain(Path(self.data_dir) / corruption / str(severity), self.classes)
+        self._sizes[(corruption, severity)] = len(d)
+        return d
+
+    def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of a whole domain in memory (small data; streams use :meth:`domain`)."""
+        d = self.domain(corruption, severity)
+        return (d.x, d.labels) if isinstance(d, TensorDomain) else (d.images(torch.arange(len(d))), d.labels)
 
     def size(self, domain: Domain) -> int:
         """Number of images of a domain (the Fashion-MNIST test set size without reading a split)."""
@@ -64,7 +100,7 @@ class DataSource:
             if self.dataset == "fmnist":
                 self._sizes[domain] = len(self.fmnistc.labels())
             else:
-                self.load(*domain)
+                self.domain(*domain)
         return self._sizes[domain]
 
     def fingerprint(self, cfg: RunConfig) -> str:
@@ -81,11 +117,7 @@ class DataSource:
             if missing:
                 raise FileNotFoundError(f"CIFAR-10-C file missing: {missing[0]}")
             return folder_fingerprint(root, files, content=[root / "labels.npy"])
-        files = [p for c in sorted(set(cfg.corruptions)) for p in (root / c / str(cfg.severity)).rglob("*")
-                 if p.is_file()]
-        if not files:
-            raise FileNotFoundError(f"no ImageNet-C images under {root}/<corruption>/{cfg.severity}/ for "
-                                    f"{sorted(set(cfg.corruptions))[:3]}")
+        files = [Path(f) for c in sorted(set(cfg.corruptions)) for f in self.domain(c, cfg.severity).files]
         return folder_fingerprint(root, files)
 
     def clean_batches(self, n: int = 2000, batch_size: int = 64, seed: int = 0) -> list[torch.Tensor]:
@@ -98,7 +130,8 @@ class DataSource:
         return [x[idx[i:i + batch_size]] for i in range(0, len(idx), batch_size)]
 
 
-def _build_adapter(cfg: RunConfig, model: torch.nn.Module, source: DataSource, seed: int, device) -> Any:
+def _build_adapter(cfg: RunConfig, model: torch.nn.Module, source: DataSource, seed: int, device,
+                   num_classes: int) -> Any:
     options: dict[str, Any] = dict(cfg.method_options)
     if cfg.method not in ("source", "bn"):
         options.setdefault("optimizer", {"name": cfg.optimizer, "lr": cfg.effective_lr, "momentum": cfg.momentum})
@@ -107,46 +140,63 @@ def _build_adapter(cfg: RunConfig, model: torch.nn.Module, source: DataSource, s
     if cfg.method == "eata":
         options.setdefault("fisher_loader", [b.to(device) for b in source.clean_batches(seed=seed)])
     return make_adapter(cfg.method, model, cfg.objective, objective_options=dict(cfg.objective_options) or None,
-                        seed=seed, **options)
+                        seed=seed, num_classes=num_classes, **options)
 
 
 class _Domains:
-    """The domains a run has loaded (a mixed stream revisits all of them); at most ``keep`` at a time."""
+    """The domains a run has opened (a mixed stream revisits all of them); at most ``keep`` at a time."""
 
     def __init__(self, source: DataSource, keep: int = 16) -> None:
         self.source, self.keep, self.data = source, keep, {}
 
-    def __call__(self, domain: Domain) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, domain: Domain):
         if domain not in self.data:
             if len(self.data) >= self.keep:
                 self.data.pop(next(iter(self.data)))
-            self.data[domain] = self.source.load(*domain)
+            self.data[domain] = self.source.domain(*domain)
         return self.data[domain]
 
 
-def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], tuple[torch.Tensor, torch.Tensor]],
-                     batch_size: int, device: torch.device, num_classes: int) -> dict[str, Any]:
+def _segment_batches(segment: Segment, load, batch_size: int):
+    """(images, labels, runs) per batch; a segment of one domain is decoded ahead by its domain's loader."""
+    batches = list(segment.batches(batch_size))
+    doms = {d for runs in batches for d, _ in runs}
+    if len(doms) == 1:
+        data = load(next(iter(doms)))
+        idx = [runs[0][1] for runs in batches]
+        for runs, x in zip(batches, data.batches(idx)):
+            yield x, data.labels[runs[0][1]], runs
+        return
+    for runs in batches:
+        yield (torch.cat([load(d).images(i) for d, i in runs]), torch.cat([load(d).labels[i] for d, i in runs]),
+               runs)
+
+
+def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], batch_size: int,
+                     device: torch.device, num_classes: int) -> dict[str, Any]:
     """Run the adapter over the segment's batches; accuracy, per-batch accuracy, predicted-class histogram,
     mean entropy, samples selected by the host's filters, SAR recoveries (and per-domain counts when the
-    segment mixes domains)."""
+    segment mixes domains). uint8 images (decoded folders) become floats in [0, 1] on the device."""
     correct = 0
     hist = torch.zeros(num_classes, dtype=torch.long)
     batch_acc, ent_sum, selected, recoveries = [], 0.0, 0, 0
     per_domain: dict[str, list[int]] = {}
     t0 = time.perf_counter()
-    for runs in segment.batches(batch_size):
-        parts = [(dom, *load(dom), idx) for dom, idx in runs]
-        xb = torch.cat([x[idx] for _, x, _, idx in parts]).to(device, non_blocking=True)
-        yb = torch.cat([y[idx] for _, _, y, idx in parts]).to(device)
+    for x, y, runs in _segment_batches(segment, load, batch_size):
+        xb = x.to(device, non_blocking=True)
+        if xb.dtype == torch.uint8:
+            xb = xb.float().div_(255.0)
+        yb = y.to(device)
         logits = adapter(xb)
-        hit = logits.argmax(1) == yb
+        pred = logits.argmax(1)
+        hit = pred == yb
         c = int(hit.sum())
         correct += c
         batch_acc.append(round(c / len(yb), 4))
-        hist += torch.bincount(logits.argmax(1).cpu(), minlength=num_classes)[:num_classes]
-        if len(parts) > 1 or parts[0][0][0] != segment.domain:
+        hist += torch.bincount(pred.cpu(), minlength=num_classes)[:num_classes]
+        if len(runs) > 1 or runs[0][0][0] != segment.domain:
             start = 0
-            for (name, _sev), _, _, idx in parts:
+            for (name, _sev), idx in runs:
                 counts = per_domain.setdefault(name, [0, 0])
                 counts[0] += len(idx)
                 counts[1] += int(hit[start:start + len(idx)].sum())
@@ -181,7 +231,7 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
     for s in seeds:
         seed_everything(s)  # validates every seed before any compute
     cfg = resolve(cfg, data_dir, cache_dir)
-    source = DataSource(cfg.dataset, data_dir, cache_dir)
+    source = DataSource(cfg.dataset, data_dir, cache_dir, cfg.class_list)
     store.register(cfg.hash, cfg.to_dict())
     domains = stream_domains(cfg.corruptions, cfg.severity)
     for seed in seeds:
@@ -191,9 +241,12 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
         if all(s.position in done for s in segments):
             continue
         seed_everything(seed)
-        model = (model_loader() if model_loader
-                 else load_model(cfg.model, cfg.weights, num_classes=DATASET_CLASSES[cfg.dataset])).to(device)
-        adapter = _build_adapter(cfg, model, source, seed, device)
+        model = (model_loader() if model_loader else load_model(
+            cfg.model, cfg.weights, num_classes=cfg.num_classes or (1000 if source.head else source.num_classes)))
+        if source.head is not None:
+            restrict_head(model, source.head)
+        model = model.to(device)
+        adapter = _build_adapter(cfg, model, source, seed, device, cfg.num_classes or source.num_classes)
         start = 0
         resumed = store.load_state(cfg.hash, seed)
         if resumed is not None and resumed[0] + 1 <= len(segments):

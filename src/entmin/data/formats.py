@@ -1,8 +1,7 @@
 """Other on-disk benchmark formats, so the same runner serves GPU users on the paper's data.
 
-* ImageNet-C: ``<root>/<corruption>/<severity>/<class>/*.JPEG`` (classes sorted by folder name, the
-  torchvision ImageFolder convention); images are centre-cropped to ``crop`` and returned as float [0, 1]
-  RGB (normalisation belongs to the model, cf. SAR#5).
+* ImageNet-C: ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``, labels by WordNet id (:mod:`.imagefolder`);
+  images centre-cropped to ``crop``, float [0, 1] RGB (normalisation belongs to the model, cf. SAR#5).
 * CIFAR-10-C: ``<root>/<corruption>.npy`` (50 000 x 32 x 32 x 3 uint8, severities 1-5 stacked in blocks of
   10 000) and ``<root>/labels.npy``.
 """
@@ -13,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["IMAGE_EXTENSIONS", "load_cifar10c", "load_imagenetc"]
-
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+__all__ = ["load_cifar10c", "load_imagenetc"]
 
 
 def load_cifar10c(root: str | Path, corruption: str, severity: int, n: int | None = None
@@ -44,38 +41,15 @@ def load_cifar10c(root: str | Path, corruption: str, severity: int, n: int | Non
 
 
 def load_imagenetc(root: str | Path, corruption: str, severity: int, n: int | None = None, crop: int = 224,
-                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load (a seeded random subset of ``n``) images of one ImageNet-C split into memory."""
-    from PIL import Image
+                   seed: int = 0, class_list: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (seeded random subset of ``n``) ImageNet-C split decoded into memory as float [0, 1] images; labels
+    from the class folders' WordNet ids (see :mod:`entmin.data.imagefolder`, which the benchmark runner uses to
+    stream a split without holding it in memory)."""
+    from .imagefolder import FolderDomain
+    from .imagefolder import class_list as make_class_list
 
-    folder = Path(root) / corruption / str(severity)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"ImageNet-C split not found: {folder} (expected <root>/<corruption>/<severity>/"
-                                "<class>/*.JPEG)")
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
-    if not classes:
-        raise ValueError(f"{folder} holds no class folders")
-    files = [(p, i) for i, c in enumerate(classes) for p in sorted((folder / c).iterdir())
-             if p.suffix.lower() in IMAGE_EXTENSIONS]
-    if not files:
-        raise ValueError(f"{folder} holds no images")
-    if n is not None and n < len(files):
-        idx = np.random.default_rng(seed).choice(len(files), size=n, replace=False)
-        files = [files[i] for i in sorted(idx)]
-    xs, ys = [], []
-    for p, label in files:
-        try:
-            img = Image.open(p).convert("RGB")
-        except OSError as e:
-            raise ValueError(f"cannot read image {p}: {e}") from None
-        w, h = img.size
-        s = min(w, h)
-        if s > crop:  # centre crop (ImageNet-C images are already 224 x 224)
-            left, top = (w - crop) // 2, (h - crop) // 2
-            img = img.crop((left, top, left + crop, top + crop))
-        xs.append(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1))
-        ys.append(label)
-    shapes = {tuple(x.shape) for x in xs}
-    if len(shapes) != 1:
-        raise ValueError(f"{folder}: images of different sizes {sorted(shapes)[:3]}; resize them to {crop}")
-    return torch.stack(xs).float() / 255.0, torch.tensor(ys, dtype=torch.int64)
+    d = FolderDomain(Path(root) / corruption / str(severity), make_class_list(class_list), crop=crop, workers=0)
+    idx = torch.arange(len(d))
+    if n is not None and n < len(d):
+        idx = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(len(d), size=n, replace=False)))
+    return d.images(idx).float() / 255.0, d.labels[idx]

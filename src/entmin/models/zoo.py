@@ -28,7 +28,7 @@ from .checkpoints import checkpoint_metadata, load_checkpoint, load_source_model
 from .small import MODEL_NAMES, build_model
 
 __all__ = ["EXTERNAL_LIBRARIES", "IMAGENET_MEAN", "IMAGENET_STD", "add_input_normalization",
-           "import_vision_library", "load_model", "parse_model_spec", "weights_fingerprint"]
+           "import_vision_library", "load_model", "parse_model_spec", "restrict_head", "weights_fingerprint"]
 
 EXTERNAL_LIBRARIES = ("timm", "torchvision")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -60,6 +60,20 @@ def add_input_normalization(model: nn.Module, mean: Sequence[float], std: Sequen
         return ((x - module.entmin_input_mean.to(x.dtype)) / module.entmin_input_std.to(x.dtype),) + args[1:]
 
     model.register_forward_pre_hook(normalise)
+    return model
+
+
+def restrict_head(model: nn.Module, columns: Sequence[int]) -> nn.Module:
+    """Keep only ``columns`` of the model's 1,000 logits (the ImageNet-R/-A output mask), as a forward hook so
+    that parameter names stay the library's."""
+    idx = torch.as_tensor(list(columns), dtype=torch.long)
+
+    def select(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        if out.shape[-1] <= int(idx.max()):
+            raise UsageError(f"the model has {out.shape[-1]} outputs; the class list needs a 1,000-way ImageNet head")
+        return out.index_select(-1, idx.to(out.device))
+
+    model.register_forward_hook(select)
     return model
 
 
@@ -103,6 +117,10 @@ def weights_fingerprint(spec: str, weights: str | Path | None) -> str | None:
     library and its version for a library's own ``pretrained`` weights."""
     if weights is None:
         return None
+    if str(weights).startswith("package:"):
+        from .packaged import packaged_weights_file
+
+        return sha256_of(packaged_weights_file(str(weights).partition(":")[2])[0])
     if str(weights) == "pretrained":
         lib, _ = parse_model_spec(spec)
         from importlib.metadata import PackageNotFoundError, version
@@ -140,6 +158,13 @@ def load_model(spec: str, weights: str | Path | None = None, *, num_classes: int
         raise UsageError(f"model {spec!r} needs weights: a local state-dict file (--weights path.pt), or "
                          "--weights pretrained to let the library fetch its own (needs internet)")
     pretrained = str(weights) == "pretrained"
+    packaged = str(weights).startswith("package:")
+    if packaged:
+        from .packaged import packaged_weights_file
+
+        path, entry = packaged_weights_file(str(weights).partition(":")[2])
+        if spec != entry.arch:
+            raise UsageError(f"--weights {weights} fit --model {entry.arch}, not {spec}")
     module = _import(lib)
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     try:
@@ -149,8 +174,13 @@ def load_model(spec: str, weights: str | Path | None = None, *, num_classes: int
             model = module.models.get_model(name, weights="DEFAULT" if pretrained else None, **kwargs)
     except (RuntimeError, OSError, ValueError, KeyError) as e:
         hint = "; on an offline machine pass a local weights file" if pretrained else ""
-        raise ValueError(f"cannot build {spec!r}: {e}{hint}") from None
-    if not pretrained:
+        raise UsageError(f"cannot build {spec!r}: {e}{hint}") from None
+    if packaged:
+        from .checkpoints import safe_torch_load
+        from .packaged import load_by_position
+
+        load_by_position(model, safe_torch_load(path, "packaged weights"), str(weights))
+    elif not pretrained:
         load_checkpoint(model, weights)
     cfg = getattr(model, "pretrained_cfg", None) or {}
     add_input_normalization(model, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD))
