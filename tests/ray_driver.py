@@ -20,4 +20,14 @@ err = [r.error for r in results if r.rows is None]
 res = search_dem(RunConfig(method="tent", corruptions=("contrast",), n_per_domain=64, batch_size=32), store,
                  trials=4, study_path=study, executor=ex, parallel=2,
                  run_kwargs={"cache_dir": cache_dir, "device": "cpu"})
-print(json.dumps({"ok": ok, "errors": err, "search": res, "good": [c.hash for c in good], "bad": bad.hash}))
+# `entmin compare` sends its grid to the same cluster; the driver alone writes the store
+from typer.testing import CliRunner  # noqa: E402
+
+from entmin.cli import app  # noqa: E402
+
+cmp = CliRunner().invoke(app, ["compare", "--methods", "source,tent", "--objectives", "em,adadem", "--protocols",
+                               "continual", "--corruptions", "contrast,fog", "--n-per-domain", "64", "--batch-size",
+                               "32", "--seeds", "1,2", "--store", store_path, "--out", store_path + "-out",
+                               "--cache-dir", cache_dir, "--ray-address", address])
+print(json.dumps({"ok": ok, "errors": err, "search": res, "good": [c.hash for c in good], "bad": bad.hash,
+                  "compare": {"code": cmp.exit_code, "output": cmp.output[-3000:]}}))

@@ -55,3 +55,10 @@ def test_ray_cluster_runs_trials_and_keeps_finished_ones(tmp_path, fmnist_test):
     assert res["search"]["trials"] >= 4 and 0.1 <= res["search"]["tau"] <= 2.0
     st = ResultStore(store)  # the driver wrote the finished runs; the failed one left nothing
     assert all(len(st.done(h, 1)) == 1 for h in res["good"]) and not st.done(res["bad"], 1)
+    assert res["compare"]["code"] == 0, res["compare"]["output"]
+    for row in ("| source | - | - |", "| tent | em |", "| tent | adadem |"):
+        line = next(x for x in res["compare"]["output"].splitlines() if x.startswith(row))
+        assert line.endswith("| 2 |"), line  # both seeds of the 2-domain stream, computed on the cluster
+    grid = [c for c in st.cells() if c["config"]["protocol"] == "continual" and c["config"]["corruptions"] ==
+            ["contrast", "fog"]]
+    assert len(grid) == 3 * 2 * 2
