@@ -21,9 +21,9 @@ res = search_dem(RunConfig(method="tent", corruptions=("contrast",), n_per_domai
                  trials=4, study_path=study, executor=ex, parallel=2,
                  run_kwargs={"cache_dir": cache_dir, "device": "cpu"})
 # `entmin compare` sends its grid to the same cluster; the driver alone writes the store
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from entmin.cli import app  # noqa: E402
+from entmin.cli import app
 
 cmp = CliRunner().invoke(app, ["compare", "--methods", "source,tent", "--objectives", "em,adadem", "--protocols",
                                "continual", "--corruptions", "contrast,fog", "--n-per-domain", "64", "--batch-size",

@@ -28,7 +28,9 @@ from .configure import (
 )
 from .constants import ADAPTER_DEFAULT_LR
 
-__all__ = ["Adapter", "OptimizerConfig", "build_optimizer"]
+__all__ = ["PRECISIONS", "Adapter", "OptimizerConfig", "build_optimizer"]
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,15 @@ class Adapter(nn.Module):
             that filter samples. Default "all": the bank estimates the class-conditional mean prediction of
             the test stream, and filtered subsets are biased toward confident samples (and can be empty).
         seed: seeds the adapter's own generator (DeYO's patch shuffles); restored by ``reset()``.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA): the model's forward passes under
+            autocast; logits, objective, selection and weights stay float32. fp16 scales the loss (GradScaler);
+            SAR's two-pass step does not support it (use bf16).
+        channels_last: run a CNN in channels-last memory format (faster convolutions on many CPUs and GPUs).
+        compile: run the model through ``torch.compile`` (the parameters stay the model's own).
     """
 
     adapts: bool = True       # False for source / BN-adapt (no parameter update)
+    two_pass: bool = False    # True for SAR (two forward/backward passes per step)
     batch_stats: bool = True  # False for source: BatchNorm keeps its running statistics
     default_frozen: bool = False
 
@@ -89,7 +97,7 @@ class Adapter(nn.Module):
                  optimizer: OptimizerConfig | dict[str, Any] | None = None, steps: int = 1,
                  episodic: bool = False, trainable: str | Callable[..., bool] = "norm",
                  frozen_modules: Sequence[str] | str | None = None, bank_update: str = "all",
-                 seed: int = 0) -> None:
+                 seed: int = 0, precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -97,7 +105,14 @@ class Adapter(nn.Module):
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         if bank_update not in ("all", "selected"):
             raise ValueError(f"bank_update must be 'all' or 'selected', got {bank_update!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model = model
+        self.precision, self.channels_last = precision, bool(channels_last)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        # not registered as a submodule: the model's parameters and names stay under `model` only
+        object.__setattr__(self, "_run_model", torch.compile(model) if compile else model)
         self.steps = steps
         self.episodic = bool(episodic)
         self.bank_update = bank_update
@@ -133,6 +148,9 @@ class Adapter(nn.Module):
                 frozen = list(frozen_modules or ())
             self.frozen_modules = frozen
             self.params = select_parameters(model, trainable, frozen)
+            if precision == "fp16" and (self.device.type != "cuda" or self.two_pass):
+                raise ValueError(f"{type(self).__name__}: precision fp16 needs CUDA and a one-pass host (SAR's "
+                                 "SAM step: use bf16)")
             if not self.params:
                 raise ValueError(f"{type(self).__name__}: no trainable parameter selected (trainable="
                                  f"{trainable!r}, frozen_modules={frozen})")
@@ -142,6 +160,7 @@ class Adapter(nn.Module):
             self.optimizer = build_optimizer([p for _, p in self.params], self.opt_config)
         else:
             model.requires_grad_(False)
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self._diag: dict[str, Any] = {}
         self.init_method_state()
         self._snapshot = self._capture()
@@ -213,9 +232,11 @@ class Adapter(nn.Module):
                              "model (or the 'source' adapter)")
         if self.episodic:
             self.reset()
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         if not self.adapts:
             with torch.no_grad():
-                logits = self.model(x)
+                logits = self.net(x)
             self._diag = {"n": x.shape[0], "entropy": entropy(logits).mean()}
             return logits
         saved = self._running_state()
@@ -250,6 +271,15 @@ class Adapter(nn.Module):
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def net(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits, under autocast when a lower precision is asked for; always float32."""
+        if self.precision == "fp32":
+            return self._run_model(x)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype):
+            out = self._run_model(x)
+        return out.float()
+
     # ----- helpers for subclasses ----------------------------------------------------------------------
     def objective_loss(self, logits: torch.Tensor, selected: torch.Tensor | None = None, *,
                        update: bool = True) -> torch.Tensor:
@@ -261,8 +291,13 @@ class Adapter(nn.Module):
 
     def step(self, loss: torch.Tensor) -> None:
         assert self.optimizer is not None
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
     def skip_update(self, logits: torch.Tensor, diag: dict[str, Any]) -> torch.Tensor:

@@ -76,7 +76,7 @@ class DeYO(Adapter):
 
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
         assert self.optimizer is not None
-        logits = self.model(x)
+        logits = self.net(x)
         ent = entropy(logits.detach())
         s1 = ent < self.ent_margin
         n1 = int(s1.sum())
@@ -85,7 +85,7 @@ class DeYO(Adapter):
             return self.skip_update(logits, diag)
         with torch.no_grad():
             x_prime = self.destroy(x[s1].detach())
-            probs_prime = self.model(x_prime).softmax(1)
+            probs_prime = self.net(x_prime).softmax(1)
             probs = logits.detach()[s1].softmax(1)
             yhat = probs.argmax(1, keepdim=True)
             plpd_s1 = (probs.gather(1, yhat) - probs_prime.gather(1, yhat)).squeeze(1)

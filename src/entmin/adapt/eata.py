@@ -69,7 +69,7 @@ class ETA(Adapter):
         return None
 
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x)
+        logits = self.net(x)
         with torch.no_grad():
             ent = entropy(logits.detach())
             reliable, final = self.select(logits.detach(), ent)

@@ -22,6 +22,7 @@ __all__ = ["SAR"]
 
 class SAR(Adapter):
     default_frozen = True
+    two_pass = True
 
     def __init__(self, model, objective="em", *, e_margin: float | None = None, rho: float = 0.05,
                  reset_constant: float | None = None, ema_momentum: float = 0.9, **kwargs) -> None:
@@ -63,7 +64,7 @@ class SAR(Adapter):
 
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
         assert self.optimizer is not None
-        logits = self.model(x)
+        logits = self.net(x)
         ent = entropy(logits.detach())
         s1 = ent < self.e_margin
         n1 = int(s1.sum())
@@ -76,7 +77,7 @@ class SAR(Adapter):
         theta = self._perturb()
         self.optimizer.zero_grad(set_to_none=True)
         try:
-            logits2 = self.model(x)
+            logits2 = self.net(x)
             ent2 = entropy(logits2.detach())
             s2 = s1 & (ent2 < self.e_margin)
             n2 = int(s2.sum())

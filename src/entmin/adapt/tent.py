@@ -12,7 +12,7 @@ __all__ = ["Tent"]
 
 class Tent(Adapter):
     def adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x)
+        logits = self.net(x)
         loss = self.objective_loss(logits).mean()
         self.step(loss)
         with torch.no_grad():  # the objective checked these logits already

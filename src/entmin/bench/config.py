@@ -40,7 +40,9 @@ DATASET_CLASSES = {"fmnist": 10, "cifar10c": 10, "imagenetc": 1000}
 SPLITS = ("all", "search", "holdout")
 
 
-_ADDED_AFTER_0_1 = ("weights", "class_list", "num_classes")
+# fields added after entmin 0.1, with their defaults: left out of the hash at those defaults
+_ADDED_AFTER_0_1 = {"weights": None, "class_list": None, "num_classes": None, "precision": "fp32",
+                    "channels_last": False, "compile": False}
 
 
 def default_lr(model: str) -> float:
@@ -80,6 +82,10 @@ class RunConfig:
     class_list: str | None = _opt(None, "classes of an image-folder dataset: imagenet (default; folders named by "
                                         "WordNet id), imagenet-r, imagenet-a (200-class head mask) or a file")
     num_classes: int | None = _opt(None, "class count of the model's output (default: the dataset's)")
+    precision: str = _opt("fp32", "forward passes in fp32, or under bf16 / fp16 (CUDA) autocast; objective and "
+                                  "selection stay float32", ("fp32", "bf16", "fp16"))
+    channels_last: bool = _opt(False, "run a CNN in channels-last memory format")
+    compile: bool = _opt(False, "run the model through torch.compile")
     provenance: tuple[tuple[str, str], ...] = _opt(
         (), "what the run reads (data fingerprint, weights sha256, corruption code); filled in by resolve()",
         cli=False)
@@ -139,8 +145,8 @@ class RunConfig:
         d["method_options"] = dict(self.method_options)
         d["lr"] = self.effective_lr
         # fields added after entmin 0.1 are absent when unset, so that the hashes of its stores stay what they were
-        for k in _ADDED_AFTER_0_1:
-            if d[k] is None:
+        for k, default in _ADDED_AFTER_0_1.items():
+            if d[k] == default:
                 del d[k]
         prov = significant_provenance(self)
         if prov:

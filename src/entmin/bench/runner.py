@@ -137,6 +137,7 @@ def _build_adapter(cfg: RunConfig, model: torch.nn.Module, source: DataSource, s
         options.setdefault("optimizer", {"name": cfg.optimizer, "lr": cfg.effective_lr, "momentum": cfg.momentum})
         options.setdefault("steps", cfg.steps)
         options.setdefault("bank_update", cfg.bank_update)
+    options.update(precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile)
     if cfg.method == "eata":
         options.setdefault("fisher_loader", [b.to(device) for b in source.clean_batches(seed=seed)])
     return make_adapter(cfg.method, model, cfg.objective, objective_options=dict(cfg.objective_options) or None,
