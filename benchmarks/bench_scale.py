@@ -1,0 +1,195 @@
+"""Scale: per-step time and peak memory of every host x {EM, AdaDEM} on ResNet-50 (torchvision, BatchNorm) and
+ViT-B/16 (timm, LayerNorm) at 224 px, next to the official code on the same weights and inputs, predictions
+compared step by step; and the opt-in speed options (bf16 autocast, channels-last, torch.compile).
+
+Every measurement runs in a fresh process (its peak RSS is its own), one thread, interleaved: entmin, then the
+official code, per configuration. Weights are random (no ImageNet weights offline) with the head scaled up so
+that predictions are confident and every host's filters keep samples (a host that selects nothing skips its
+backward pass and would time as inference). The official files go in $ENTMIN_OFFICIAL_DIR (see
+benchmarks/side_by_side.py); without them only entmin is measured.
+
+    python benchmarks/bench_scale.py --model resnet50 --batch 16 --out results/scale.jsonl
+    python benchmarks/bench_scale.py --model vit_b16 --batch 64 --steps 1 --out results/scale.jsonl
+    python benchmarks/bench_scale.py --table results/scale.jsonl     # Markdown for BENCHMARKS.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+import types
+
+HOSTS = ("tent", "eta", "eata", "sar", "deyo")
+LR = {"resnet50": 2.5e-4, "vit_b16": 1e-3}
+
+
+def build(model_name: str):
+    import torch
+
+    from entmin.models.zoo import add_input_normalization, import_vision_library
+
+    torch.manual_seed(0)
+    if model_name == "resnet50":
+        m = import_vision_library("torchvision").models.get_model("resnet50", weights=None)
+        head, mean, std = m.fc, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    else:
+        m = import_vision_library("timm").create_model("vit_base_patch16_224", pretrained=False)
+        head, mean, std = m.head, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    with torch.no_grad():
+        head.weight.mul_(60.0)  # confident predictions: the hosts' filters keep samples
+    return add_input_normalization(m, mean, std).eval()
+
+
+def official_adapter(host: str, model, model_name: str, fisher_batches):
+    import torch
+
+    from entmin.adapt.eata import compute_fisher
+    from entmin.models.zoo import import_vision_library
+
+    import_vision_library("torchvision")  # official DeYO imports torchvision: through entmin's CPU shim
+    sys.path.insert(0, os.environ.get("ENTMIN_OFFICIAL_DIR", "official"))
+    lr, e0 = LR[model_name], 0.4 * math.log(1000)
+    if host == "tent":
+        import tent_official as t
+
+        m = t.configure_model(model)
+        return t.Tent(m, torch.optim.SGD(t.collect_params(m)[0], lr, momentum=0.9))
+    if host in ("eta", "eata"):
+        import eata_official as t
+
+        m = t.configure_model(model)
+        fishers = None
+        if host == "eata":
+            named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
+            f = compute_fisher(m, named, fisher_batches, torch.device("cpu"))
+            fishers = {n: [f[n], p.detach().clone()] for n, p in named}
+        return t.EATA(m, torch.optim.SGD(t.collect_params(m)[0], lr, momentum=0.9), fishers, 2000.0, e_margin=e0,
+                      d_margin=0.05)
+    if host == "sar":
+        import sar_official as t
+        from sam import SAM
+
+        m = t.configure_model(model)
+        return t.SAR(m, SAM(t.collect_params(m)[0], torch.optim.SGD, lr=lr, momentum=0.9), margin_e0=e0)
+    import deyo_official as t
+
+    m = t.configure_model(model)
+    args = types.SimpleNamespace(wandb_log=False, filter_ent=True, filter_plpd=True, plpd_threshold=0.2,
+                                 aug_type="patch", patch_len=4, reweight_ent=True, reweight_plpd=True)
+    a = t.DeYO(m, args, torch.optim.SGD(t.collect_params(m)[0], lr, momentum=0.9))
+    return lambda x: a(x, 0)[0]
+
+
+def child(spec: dict) -> dict:
+    import torch
+
+    from entmin.adapt import make_adapter
+
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.rand(spec["batch"], 3, 224, 224, generator=g) for _ in range(spec["steps"] + 1)]
+    fisher = [torch.rand(8, 3, 224, 224, generator=g) for _ in range(2)]
+    model = build(spec["model"])
+    opts = spec.get("options", {})
+    if spec["impl"] == "inference":
+        ad = make_adapter("source", model, **opts)
+    elif spec["impl"] == "official":
+        ad = official_adapter(spec["host"], model, spec["model"], fisher)
+        torch.manual_seed(1)
+    else:
+        kw = {"optimizer": {"lr": LR[spec["model"]]}, "seed": 1, **opts}
+        if spec["host"] in ("eta", "eata"):
+            kw["d_margin"] = 0.05  # the official constant at C = 1000 (also entmin's default there)
+        if spec["host"] == "eata":
+            kw["fisher_loader"] = fisher
+        ad = make_adapter(spec["host"], model, spec["objective"], **kw)
+    times, preds, selected = [], [], []
+    for i, x in enumerate(xs):
+        t0 = time.perf_counter()
+        out = ad(x)
+        dt = time.perf_counter() - t0
+        if i:  # the first step warms up (allocations, oneDNN primitives, compilation)
+            times.append(dt)
+        preds.append(out.argmax(1).tolist())
+        selected.append(getattr(ad, "last_step", {}).get("selected") if hasattr(ad, "last_step") else None)
+    return {**spec, "step_s": sum(times) / len(times), "step_times": times, "preds": preds, "selected": selected,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def run_child(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                         check=False)
+    if out.returncode:
+        return {**spec, "error": out.stderr.strip().splitlines()[-1][:300] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--model", choices=sorted(LR))
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
+    ap.add_argument("--hosts", default=",".join(HOSTS))
+    ap.add_argument("--objectives", default="em,adadem")
+    ap.add_argument("--speed", default="", help="comma list of speed options measured with Tent+EM: "
+                                                 "bf16,channels_last,compile")
+    ap.add_argument("--out")
+    ap.add_argument("--table")
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(json.loads(a.child))))
+        return
+    if a.table:
+        with open(a.table) as f:
+            print(table([json.loads(line) for line in f]))
+        return
+    official = os.path.isdir(os.environ.get("ENTMIN_OFFICIAL_DIR", "official"))
+    base = {"model": a.model, "batch": a.batch, "steps": a.steps}
+    jobs = [{**base, "impl": "inference", "host": "source", "objective": "-"}]
+    for host in a.hosts.split(","):
+        for obj in a.objectives.split(","):
+            jobs.append({**base, "impl": "entmin", "host": host, "objective": obj})
+            if obj == "em" and official and not (a.model == "vit_b16" and host in ("tent", "eta", "eata")):
+                jobs.append({**base, "impl": "official", "host": host, "objective": "em"})
+    speed = {"bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
+    for name in filter(None, a.speed.split(",")):
+        jobs.append({**base, "impl": "entmin", "host": "tent", "objective": "em", "variant": name,
+                     "options": speed[name]})
+    for spec in jobs:
+        r = run_child(spec)
+        with open(a.out, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        print({k: r.get(k) for k in ("model", "batch", "impl", "host", "objective", "variant", "step_s",
+                                      "peak_rss_gb", "error")}, flush=True)
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one row per (model, batch, host, objective); official time and agreement where measured."""
+    key = lambda r: (r["model"], r["batch"], r["host"], r["objective"], r.get("variant"))
+    ours = {key(r): r for r in rows if r["impl"] in ("entmin", "inference") and "error" not in r}
+    off = {key(r): r for r in rows if r["impl"] == "official" and "error" not in r}
+    lines = [("| model | batch | host | objective | option | s / step | peak RSS (GB) | official s / step | "
+             "entmin / official | same predictions |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    for k in sorted(ours, key=lambda k: (k[0], k[1], (["source", *HOSTS].index(k[2])), k[3], k[4] or "")):
+        r = ours[k]
+        o = off.get((k[0], k[1], k[2], "em", None)) if k[3] == "em" and not k[4] else None
+        same = ""
+        if o:
+            n = sum(len(p) for p in r["preds"])
+            same = f"{sum(a == b for p, q in zip(r['preds'], o['preds']) for a, b in zip(p, q))}/{n}"
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4] or '-'} | {r['step_s']:.2f} | "
+                     f"{r['peak_rss_gb']:.2f} | {o['step_s']:.2f} | {r['step_s'] / o['step_s']:.2f} | {same} |"
+                     if o else f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4] or '-'} | {r['step_s']:.2f} | "
+                               f"{r['peak_rss_gb']:.2f} | | | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
