@@ -95,7 +95,7 @@ def call(adapter, x, is_official, method):
 def run(method, model_name, protocol):
     source = DataSource("fmnist")
     stream = Stream(protocol, stream_domains(tuple(CORRUPTIONS), 5), 64, N, "all", SEED)
-    segments = stream.segments(source.size)
+    segments = stream.segments(source)
     xtr = source.clean_batches(n=512, seed=SEED)
     fisher_batches = [b for b in xtr]
     o = official(method, model_name, fisher_batches)

@@ -58,7 +58,7 @@ def test_ray_cluster_runs_trials_and_keeps_finished_ones(tmp_path, fmnist_test):
     assert res["compare"]["code"] == 0, res["compare"]["output"]
     for row in ("| source | - | - |", "| tent | em |", "| tent | adadem |"):
         line = next(x for x in res["compare"]["output"].splitlines() if x.startswith(row))
-        assert line.endswith("| 2 |"), line  # both seeds of the 2-domain stream, computed on the cluster
+        assert line.split("|")[-2].split()[0] == "2", line  # both seeds of the stream, computed on the cluster
     grid = [c for c in st.cells() if c["config"]["protocol"] == "continual" and c["config"]["corruptions"] ==
             ["contrast", "fog"]]
     assert len(grid) == 3 * 2 * 2

@@ -27,11 +27,11 @@ from ..errors import UsageError
 from ..models.small import MODEL_NAMES
 from ..models.zoo import parse_model_spec
 from ..objectives import OBJECTIVES
+from .streams import PROTOCOLS
 
 __all__ = ["DATASET_CLASSES", "DEFAULT_LR", "PROTOCOLS", "RunConfig", "default_lr", "load_config_file",
            "toml_table"]
 
-PROTOCOLS = ("single", "continual")
 # Learning rates for the built-in Fashion-MNIST models at batch 64 (SGD, momentum 0.9), chosen by the sweep in
 # BENCHMARKS.md section 5; any other model gets the hosts' ViT-B/16 value (pass lr: Tent's ImageNet ResNet-50
 # value is 2.5e-4 at batch 64, and `entmin sweep` finds one for your model).
@@ -42,7 +42,7 @@ SPLITS = ("all", "search", "holdout")
 
 # fields added after entmin 0.1, with their defaults: left out of the hash at those defaults
 _ADDED_AFTER_0_1 = {"weights": None, "class_list": None, "num_classes": None, "precision": "fp32",
-                    "channels_last": False, "compile": False}
+                    "channels_last": False, "compile": False, "delta": 0.1, "slots": 100, "rounds": 10}
 
 
 def default_lr(model: str) -> float:
@@ -62,7 +62,10 @@ class RunConfig:
     model: str = _opt("cnn", f"built-in model ({', '.join(MODEL_NAMES)}) or timm:<arch> / torchvision:<arch>")
     dataset: str = _opt("fmnist", "fmnist (built-in), cifar10c or imagenetc (these two with --data-dir)",
                         tuple(DATASET_CLASSES))
-    protocol: str = _opt("single", "single: reset before each domain; continual: one stream, no reset", PROTOCOLS)
+    protocol: str = _opt("single", "single: reset before each domain; continual: one stream, no reset; gradual: "
+                                   "severities 1-5-1 per corruption; mixed: all domains shuffled together; "
+                                   "label-shift: Dirichlet-correlated class order (delta); long: rounds x continual",
+                         PROTOCOLS)
     severity: int = _opt(5, "corruption severity, 1-5 (the clean test set is the domain 'clean')")
     corruptions: tuple[str, ...] = _opt(tuple(CORRUPTIONS), "domains in stream order: corruption names or "
                                         "'clean' (a name may repeat)")
@@ -86,6 +89,9 @@ class RunConfig:
                                   "selection stay float32", ("fp32", "bf16", "fp16"))
     channels_last: bool = _opt(False, "run a CNN in channels-last memory format")
     compile: bool = _opt(False, "run the model through torch.compile")
+    delta: float = _opt(0.1, "label-shift: Dirichlet concentration (small: long single-class runs; large: i.i.d.)")
+    slots: int = _opt(100, "label-shift: time slots per domain")
+    rounds: int = _opt(10, "long: passes over the continual sequence")
     provenance: tuple[tuple[str, str], ...] = _opt(
         (), "what the run reads (data fingerprint, weights sha256, corruption code); filled in by resolve()",
         cli=False)
@@ -117,6 +123,10 @@ class RunConfig:
             bad("momentum", f"must lie in [0, 1), got {self.momentum}")
         if self.steps < 1:
             bad("steps", f"must be >= 1, got {self.steps}")
+        if not self.delta > 0:
+            bad("delta", f"must be > 0, got {self.delta}")
+        if self.slots < 1 or self.rounds < 1:
+            bad("slots" if self.slots < 1 else "rounds", "must be >= 1")
         try:
             kind, _ = parse_model_spec(self.model)
         except ValueError as e:

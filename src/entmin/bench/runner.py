@@ -94,6 +94,12 @@ class DataSource:
         d = self.domain(corruption, severity)
         return (d.x, d.labels) if isinstance(d, TensorDomain) else (d.images(torch.arange(len(d))), d.labels)
 
+    def labels(self, domain: Domain) -> torch.Tensor:
+        """Labels of a domain (for streams whose order depends on them)."""
+        if self.dataset == "fmnist":
+            return self.fmnistc.labels()
+        return self.domain(*domain).labels
+
     def size(self, domain: Domain) -> int:
         """Number of images of a domain (the Fashion-MNIST test set size without reading a split)."""
         if domain not in self._sizes:
@@ -236,8 +242,9 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
     store.register(cfg.hash, cfg.to_dict())
     domains = stream_domains(cfg.corruptions, cfg.severity)
     for seed in seeds:
-        stream = Stream(cfg.protocol, domains, cfg.batch_size, cfg.n_per_domain, cfg.split, seed)
-        segments = stream.segments(source.size)
+        stream = Stream(cfg.protocol, domains, cfg.batch_size, cfg.n_per_domain, cfg.split, seed, delta=cfg.delta,
+                        slots=cfg.slots, rounds=cfg.rounds)
+        segments = stream.segments(source)
         done = store.done(cfg.hash, seed)
         if all(s.position in done for s in segments):
             continue

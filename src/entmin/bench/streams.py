@@ -2,27 +2,50 @@
 adapter is reset.
 
 A :class:`Stream` is an immutable description (protocol, domains, batch size, image subset, seed and the
-protocol's options). :meth:`Stream.segments` cuts it into :class:`Segment` s, the cells of the results store:
+protocol's options: delta of label shift, rounds of a long stream). :meth:`Stream.segments` cuts it into :class:`Segment` s, the cells of the results store:
 each has a stream ``position`` (the key: a domain may be visited several times), the ``domain`` and
 ``severity`` it is reported under, whether the adapter is reset before it, and its images in order as
 ``(domain, index)`` pairs. The runner evaluates an adapter on segments and knows nothing of protocols; a new
 protocol is a new segment constructor here.
 
-Determinism: the images used from a domain are a fixed subset (the same for every seed and method); the order
-inside a segment is a permutation drawn from ``(seed, position)``.
+Protocols (each a constructor in :data:`PROTOCOL_BUILDERS`):
+
+* ``single``: one segment per domain, the adapter reset before each; ``continual``: the same, never reset;
+* ``gradual``: each corruption at severities 1, 2, 3, 4, 5, 4, 3, 2, 1 in turn, never reset (mariodoebler's
+  ``gradual``); a segment per (corruption, severity) visit;
+* ``mixed``: the images of all domains shuffled into one stream (``mixed_domains``), cut into segments of
+  ``n_per_domain`` images that carry per-domain counts;
+* ``label-shift``: continual, and inside each domain the classes come in temporally correlated runs: the
+  Dirichlet ordering of mariodoebler/RoTTA (each class spread over ``slots`` time slots with proportions from
+  Dir(delta); small delta gives long single-class runs, large delta approaches i.i.d.);
+* ``long``: ``rounds`` passes over the continual sequence (CoTTA/RDumb-style long horizons).
+
+Determinism: the images used from a domain are a fixed subset (the same for every seed and method); every
+order is drawn from ``(seed, position)``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 import torch
 
-__all__ = ["PROTOCOL_BUILDERS", "SEARCH_FRACTION", "Segment", "Stream", "batch_bounds", "domain_subset",
-           "segment_count", "stream_domains"]
+__all__ = ["GRADUAL_SEVERITIES", "PROTOCOLS", "PROTOCOL_BUILDERS", "SEARCH_FRACTION", "Segment", "Stream",
+           "StreamData", "batch_bounds", "dirichlet_order", "domain_subset", "segment_count", "stream_domains"]
 
 SEARCH_FRACTION = 0.2
 Domain = tuple[str, int]  # (corruption or "clean", severity)
+GRADUAL_SEVERITIES = (1, 2, 3, 4, 5, 4, 3, 2, 1)
+
+
+class StreamData(Protocol):
+    """What a stream needs to know of the data: the size of a domain and (for label shift) its labels."""
+
+    def size(self, domain: Domain) -> int: ...
+
+    def labels(self, domain: Domain) -> torch.Tensor: ...
 
 
 def domain_subset(n: int, split: str = "all", n_per_domain: int | None = None) -> torch.Tensor:
@@ -75,7 +98,8 @@ class Segment:
 
 @dataclass(frozen=True)
 class Stream:
-    """Protocol + domains + batch size + image subset + seed: everything that fixes what an adapter sees."""
+    """Protocol + domains + batch size + image subset + seed (+ the protocol's options): everything that fixes
+    what an adapter sees."""
 
     protocol: str
     domains: tuple[Domain, ...]
@@ -83,41 +107,120 @@ class Stream:
     n_per_domain: int | None = None
     split: str = "all"
     seed: int = 1
+    delta: float = 0.1      # label-shift: Dirichlet concentration
+    slots: int = 100        # label-shift: time slots per domain
+    rounds: int = 10        # long: passes over the sequence
 
-    def segments(self, domain_sizes: Callable[[Domain], int]) -> list[Segment]:
-        """The stream cut into cells; ``domain_sizes`` gives the number of images of a domain."""
-        return PROTOCOL_BUILDERS[self.protocol](self, domain_sizes)
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOL_BUILDERS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {list(PROTOCOL_BUILDERS)}")
+        if not (self.delta > 0 and self.slots >= 1 and self.rounds >= 1):
+            raise ValueError("delta must be > 0, slots and rounds >= 1")
 
-    def subset(self, domain: Domain, domain_sizes: Callable[[Domain], int]) -> torch.Tensor:
-        return domain_subset(domain_sizes(domain), self.split, self.n_per_domain)
+    def segments(self, data: StreamData) -> list[Segment]:
+        """The stream cut into cells."""
+        return PROTOCOL_BUILDERS[self.protocol](self, data)
+
+    def subset(self, domain: Domain, data: StreamData) -> torch.Tensor:
+        return domain_subset(data.size(domain), self.split, self.n_per_domain)
 
     def order(self, n: int, position: int) -> torch.Tensor:
         """The permutation of a segment's images: drawn from (seed, stream position)."""
         return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1009 + position))
 
 
-def _per_domain(reset: bool) -> Callable[[Stream, Callable[[Domain], int]], list[Segment]]:
-    """One segment per domain visit, in the order given (single-domain: reset before each; continual: never)."""
+def _per_domain(reset: bool, domains: Callable[[Stream], list[Domain]] = lambda s: list(s.domains)
+                ) -> Callable[[Stream, StreamData], list[Segment]]:
+    """One segment per domain visit, in order (single-domain: reset before each; the others: never)."""
 
-    def build(stream: Stream, sizes: Callable[[Domain], int]) -> list[Segment]:
+    def build(stream: Stream, data: StreamData) -> list[Segment]:
         out = []
-        for pos, dom in enumerate(stream.domains):
-            subset = stream.subset(dom, sizes)
+        for pos, dom in enumerate(domains(stream)):
+            subset = stream.subset(dom, data)
             out.append(Segment(pos, dom[0], dom[1], reset, ((dom, subset[stream.order(len(subset), pos)]),)))
         return out
 
     return build
 
 
-PROTOCOL_BUILDERS: dict[str, Callable[[Stream, Callable[[Domain], int]], list[Segment]]] = {
+def _gradual(stream: Stream) -> list[Domain]:
+    return [(c, s) for c, _ in stream.domains for s in GRADUAL_SEVERITIES]
+
+
+def _long(stream: Stream) -> list[Domain]:
+    return list(stream.domains) * stream.rounds
+
+
+def _mixed(stream: Stream, data: StreamData) -> list[Segment]:
+    """All domains' images in one shuffled stream, cut into segments of one domain's size."""
+    pairs = [(d, int(i)) for d in stream.domains for i in stream.subset(d, data)]
+    order = stream.order(len(pairs), 0).tolist()
+    pairs = [pairs[i] for i in order]
+    size = max(1, len(pairs) // max(1, len(stream.domains)))
+    out = []
+    for pos, lo in enumerate(range(0, len(pairs), size)):
+        chunk = pairs[lo:lo + size]
+        runs, start = [], 0
+        for i in range(1, len(chunk) + 1):  # consecutive images of one domain form one run
+            if i == len(chunk) or chunk[i][0] != chunk[start][0]:
+                runs.append((chunk[start][0], torch.tensor([j for _, j in chunk[start:i]], dtype=torch.long)))
+                start = i
+        out.append(Segment(pos, "mixed", 0, False, tuple(runs)))
+    if len(out) > 1 and len(out[-1]) < size // 2:  # a short tail joins the previous segment
+        last = out.pop()
+        out[-1] = Segment(out[-1].position, "mixed", 0, False, out[-1].items + last.items)
+    return out
+
+
+def dirichlet_order(labels: torch.Tensor, delta: float, slots: int, rng: np.random.Generator) -> torch.Tensor:
+    """Temporally correlated order of ``labels`` (positions into it): every class is spread over ``slots`` time
+    slots with proportions from Dir(delta); inside a slot the classes' chunks follow each other in random order
+    (mariodoebler's ``sort_by_dirichlet``, after RoTTA)."""
+    y = labels.numpy()
+    classes = np.unique(y)
+    buckets: list[list[np.ndarray]] = [[] for _ in range(slots)]
+    for c in classes:
+        ids = np.flatnonzero(y == c)
+        ids = ids[rng.permutation(len(ids))]
+        p = rng.dirichlet([delta] * slots)
+        cuts = (np.cumsum(p)[:-1] * len(ids)).astype(int)
+        for s, part in enumerate(np.split(ids, cuts)):
+            if len(part):
+                buckets[s].append(part)
+    out = [part for b in buckets for k in rng.permutation(len(b)) for part in [b[k]]]
+    return torch.from_numpy(np.concatenate(out) if out else np.zeros(0, np.int64)).long()
+
+
+def _label_shift(stream: Stream, data: StreamData) -> list[Segment]:
+    out = []
+    for pos, dom in enumerate(stream.domains):
+        subset = stream.subset(dom, data)
+        rng = np.random.default_rng([stream.seed, pos])
+        order = dirichlet_order(data.labels(dom)[subset], stream.delta, stream.slots, rng)
+        out.append(Segment(pos, dom[0], dom[1], False, ((dom, subset[order]),)))
+    return out
+
+
+PROTOCOL_BUILDERS: dict[str, Callable[[Stream, StreamData], list[Segment]]] = {
     "single": _per_domain(reset=True),
     "continual": _per_domain(reset=False),
+    "gradual": _per_domain(reset=False, domains=_gradual),
+    "mixed": _mixed,
+    "label-shift": _label_shift,
+    "long": _per_domain(reset=False, domains=_long),
 }
+PROTOCOLS = tuple(PROTOCOL_BUILDERS)
 
 
 def segment_count(config: dict) -> int:
     """Number of cells of a stream from its stored configuration (what "finished" means for a seed)."""
-    return len(config["corruptions"])
+    n = len(config["corruptions"])
+    protocol = config.get("protocol", "single")
+    if protocol == "gradual":
+        return n * len(GRADUAL_SEVERITIES)
+    if protocol == "long":
+        return n * int(config.get("rounds") or 10)
+    return n  # single, continual, label-shift; mixed: one segment per domain's worth of images
 
 
 def stream_domains(corruptions: Sequence[str], severity: int) -> tuple[Domain, ...]:

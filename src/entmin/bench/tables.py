@@ -67,16 +67,26 @@ def build_table(rows: list[dict[str, Any]], seeds: list[int] | None = None) -> l
         obj = cfg["objective"] + ("(" + ",".join(f"{k}={v}" for k, v in cfg["objective_options"].items()) + ")"
                                   if cfg.get("objective_options") else "")
         means = [seed_means[s] for s in sorted(seed_means)]
+        collapsed = [s for s, cs in complete.items() if _collapsed(max(cs, key=lambda c: c["position"]))]
         out.append({"hash": h, "config": cfg, "model": cfg["model"], "protocol": cfg["protocol"],
                     "method": cfg["method"], "objective": obj if cfg["method"] not in ("source", "bn") else "-",
                     "lr": cfg.get("lr"), "per_domain": per_domain, "mean": _mean(means), "std": _std(means),
                     "seeds": sorted(complete), "seed_means": seed_means,
-                    "partial_seeds": sorted(set(by_seed) - set(complete)),
+                    "partial_seeds": sorted(set(by_seed) - set(complete)), "collapsed_seeds": sorted(collapsed),
                     "wall_seconds": sum(r["wall_seconds"] for r in rs)})
     out.sort(key=lambda e: (e["model"], e["protocol"], _METHOD_ORDER.get(e["method"], 9),
                             _OBJ_ORDER.get(e["objective"].split("(")[0], 8), e["objective"], e["lr"] or 0,
                             _distinguishing_key(e["config"])))
     return out
+
+
+COLLAPSE_SHARE = 0.5
+
+
+def _collapsed(cell: dict[str, Any]) -> bool:
+    """A stream that ends predicting one class for most samples of its last segment."""
+    hist = cell["metrics"].get("pred_hist") or [0]
+    return max(hist) > COLLAPSE_SHARE * max(1, sum(hist))
 
 
 def _mean(v: list[float]) -> float:
@@ -120,8 +130,11 @@ def _matched_delta(e: dict[str, Any], base: dict[str, Any] | None) -> str:
     return f"{100 * _mean([e['seed_means'][s] - base['seed_means'][s] for s in common]):+.1f}"
 
 
-def table_markdown(entries: list[dict[str, Any]], *, per_domain: bool = True, show_lr: bool = True) -> str:
-    """Paper-style table (accuracy %): one block per (model, protocol); delta against the host's EM row."""
+def table_markdown(entries: list[dict[str, Any]], *, per_domain: bool = True, show_lr: bool = True,
+                   flag_collapse: bool = True) -> str:
+    """Paper-style table (accuracy %): one block per (model, protocol); delta against the host's EM row.
+    ``flag_collapse``: mark rows whose stream ends predicting one class for more than half of its last segment
+    (in how many seeds), since a collapsed run otherwise only shows as a low number."""
     lines: list[str] = []
     blocks: dict[tuple, list] = defaultdict(list)
     for e in entries:
@@ -148,6 +161,8 @@ def table_markdown(entries: list[dict[str, Any]], *, per_domain: bool = True, sh
                 cells += [f"{100 * e['per_domain'][d]:.1f}" if not math.isnan(e["per_domain"][d]) else "n/a"
                           for d in domains]
             seeds = str(len(e["seeds"])) + (f" (+{len(e['partial_seeds'])} unfinished)" if e["partial_seeds"] else "")
+            if flag_collapse and e.get("collapsed_seeds"):
+                seeds += f" ⚠ collapse in {len(e['collapsed_seeds'])}"
             cells += [f"{100 * e['mean']:.1f} ± {100 * e['std']:.1f}" if not math.isnan(e["mean"]) else "n/a",
                       delta, seeds]
             lines.append("| " + " | ".join(cells) + " |")

@@ -1,0 +1,130 @@
+"""Test streams: every protocol shows each image of its domains exactly once per round, in the order it promises,
+the same for the same seed; label shift follows delta; an interrupted stream resumes to the identical table."""
+import itertools
+from collections import Counter
+
+import pytest
+import torch
+
+from entmin.bench.config import RunConfig
+from entmin.bench.runner import run_experiment
+from entmin.bench.store import ResultStore
+from entmin.bench.streams import GRADUAL_SEVERITIES, PROTOCOLS, Stream, dirichlet_order, segment_count
+from entmin.bench.tables import build_table, table_markdown
+
+DOMAINS = (("fog", 5), ("snow", 5), ("contrast", 5))
+
+
+class FakeData:
+    def __init__(self, n=120, classes=10):
+        self.n = n
+        self.y = torch.arange(n) % classes
+
+    def size(self, domain):
+        return self.n
+
+    def labels(self, domain):
+        return self.y
+
+
+def seen(segments):
+    return Counter((d[0], int(i)) for s in segments for d, idx in s.items for i in idx)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_image_once_per_round_and_the_same_stream_for_the_same_seed(protocol):
+    data = FakeData()
+    stream = Stream(protocol, DOMAINS, n_per_domain=60, seed=3, rounds=2)
+    segs = stream.segments(data)
+    rounds = {"long": 2, "gradual": len(GRADUAL_SEVERITIES)}.get(protocol, 1)
+    counts = seen(segs)
+    assert set(counts.values()) == {rounds} and len(counts) == 3 * 60
+    assert [s.position for s in segs] == list(range(len(segs)))
+    cfg = {"corruptions": [d for d, _ in DOMAINS], "protocol": protocol, "rounds": 2}
+    assert len(segs) == segment_count(cfg)
+    again = Stream(protocol, DOMAINS, n_per_domain=60, seed=3, rounds=2).segments(data)
+    assert all(torch.equal(a, b) for s, t in zip(segs, again) for (_, a), (_, b) in zip(s.items, t.items))
+    other = Stream(protocol, DOMAINS, n_per_domain=60, seed=4, rounds=2).segments(data)
+    assert any(not torch.equal(a, b) for s, t in zip(segs, other) for (_, a), (_, b) in zip(s.items, t.items))
+    assert all(s.reset for s in segs) == (protocol == "single")
+
+
+def test_gradual_visits_severities_1_to_5_to_1_per_corruption():
+    segs = Stream("gradual", DOMAINS).segments(FakeData())
+    assert [(s.domain, s.severity) for s in segs] == [(c, sev) for c, _ in DOMAINS for sev in (1, 2, 3, 4, 5, 4, 3,
+                                                                                                 2, 1)]
+
+
+def test_mixed_streams_draw_every_domain_in_proportion():
+    segs = Stream("mixed", DOMAINS, n_per_domain=100).segments(FakeData(200))
+    assert len(segs) == 3 and all(s.domain == "mixed" for s in segs)
+    share = Counter(d[0] for s in segs for d, idx in s.items for _ in idx)
+    assert share == {"fog": 100, "snow": 100, "contrast": 100}
+    first = Counter(d[0] for d, idx in segs[0].items for _ in idx)  # shuffled: each domain in every segment
+    assert all(20 <= first[d] <= 50 for d, _ in DOMAINS)
+
+
+def _mean_run(labels):
+    runs, cur = [], 1
+    for a, b in itertools.pairwise(labels):
+        if a == b:
+            cur += 1
+        else:
+            runs.append(cur)
+            cur = 1
+    return sum(runs + [cur]) / len(runs + [cur])
+
+
+def test_label_shift_order_follows_delta():
+    """delta -> 0: long single-class runs; delta -> infinity: every class spread evenly over the slots, runs as
+    short as a class's share of a slot (2,000 labels, 10 classes, 100 slots: 2; with more slots than a class has
+    samples, about i.i.d.: C / (C - 1) = 1.11)."""
+    import numpy as np
+
+    y = torch.arange(2000) % 10
+    runs = {}
+    for delta in (0.01, 0.1, 1.0, 1000.0):
+        order = dirichlet_order(y, delta, 100, np.random.default_rng(0))
+        assert sorted(order.tolist()) == list(range(2000))
+        runs[delta] = _mean_run(y[order].tolist())
+    assert runs[0.01] > 25 and runs[0.01] > runs[0.1] > runs[1.0] > runs[1000.0]
+    assert runs[1000.0] < 2.2
+    iid = dirichlet_order(y, 1000.0, 1000, np.random.default_rng(0))
+    assert _mean_run(y[iid].tolist()) < 1.4
+
+
+@pytest.mark.parametrize("protocol", ["gradual", "mixed", "label-shift", "long"])
+def test_an_interrupted_stream_resumes_to_the_identical_table(tmp_path, fmnist_test, protocol):
+    cfg = RunConfig(method="eta", objective="adadem", protocol=protocol, corruptions=("contrast", "fog"),
+                    n_per_domain=64, batch_size=32, lr=0.01, rounds=2)
+    kw = {"cache_dir": tmp_path / "cache"}
+    ref = run_experiment(cfg, [1], ResultStore(tmp_path / "ref.sqlite"), **kw)
+    st = ResultStore(tmp_path / "cut.sqlite")
+
+    class Cut(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def stop(ev):
+        calls["n"] += 1
+        if calls["n"] == 1:  # killed right after the first cell (a mixed stream of 2 domains has 2)
+            raise Cut
+
+    with pytest.raises(Cut):
+        run_experiment(cfg, [1], st, progress=stop, **kw)
+    assert 0 < len(st.cells()) < len(ref)
+    again = run_experiment(cfg, [1], st, **kw)
+    key = [(r["position"], r["domain"], r["correct"], r["metrics"]["batch_acc"]) for r in ref]
+    assert [(r["position"], r["domain"], r["correct"], r["metrics"]["batch_acc"]) for r in again] == key
+    assert table_markdown(build_table(again)) == table_markdown(build_table(ref))
+
+
+def test_a_collapsed_stream_is_flagged():
+    cfg = RunConfig(corruptions=("fog",)).to_dict()
+    row = {"config_hash": "h", "seed": 1, "domain": "fog", "position": 0, "n": 10, "correct": 1, "accuracy": 0.1,
+           "metrics": {"pred_hist": [9, 1, 0, 0, 0, 0, 0, 0, 0, 0]}, "wall_seconds": 0.0, "config": cfg}
+    md = table_markdown(build_table([row]))
+    assert "⚠ collapse in 1" in md
+    row["metrics"]["pred_hist"] = [5, 5, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert "collapse" not in table_markdown(build_table([row]))
