@@ -132,6 +132,29 @@ def test_report_table_and_plots(tmp_path, cache_dir):
     for name in ("table.md", "per_corruption_cnn_single.png", "stream_cnn_continual.png", "heatmap_cnn_single.png",
                  "class_distribution_cnn_single.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    from html.parser import HTMLParser
+
+    class Seen(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.imgs = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "img":
+                self.imgs.append(dict(attrs)["src"])
+
+    seen = Seen()
+    seen.feed(page)
+    pngs = sorted((tmp_path / "out").glob("*.png"))
+    assert len(seen.imgs) == len(pngs) and all(s.startswith("data:image/png;base64,") for s in seen.imgs)
+    assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing to fetch
+    assert seen.tags.count("table") == 2 and seen.tags.count("details") == len({r["config_hash"] for r in st.cells()})
+    import html as _html
+
+    text = _html.unescape(page)
+    assert "tent+adadem" in text and "\"corruptions\"" in text and "\"torch\"" in text
 
 
 def test_lr_table_shows_seed_spread_and_the_usable_range():

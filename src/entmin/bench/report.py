@@ -1,5 +1,6 @@
 """Everything a results store reports, written to a folder: the benchmark tables (Markdown, CSV) and their
-figures, the DEM* table of `entmin search`, the tables of `entmin train`. Computed from the store only."""
+figures, the DEM* table of `entmin search`, the tables of `entmin train`, and one self-contained report.html.
+Computed from the store only."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -76,4 +77,8 @@ def write_report(store: ResultStore, out: Path, hashes: set[str] | None = None,
                 parts.append(md)
     if not parts:
         raise DataError(f"no results in {store.path}")
-    return "\n".join(parts)
+    md = "\n".join(parts)
+    from .html import write_html_report
+
+    write_html_report(out, md, rows, store.path)
+    return md
