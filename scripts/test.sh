@@ -2,5 +2,5 @@
 # Set everything up (idempotent) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --vision
+bash scripts/setup.sh --vision --browser
 exec .venv/bin/python -m pytest "$@"
