@@ -120,8 +120,8 @@ def test_two_phase_run_and_plots(tmp_path):
     shifted = (torch.rand(200, 1, 32, 32, generator=g), torch.arange(200) % 10)
     rows = two_phase_run(tiny_cnn, clean, shifted, steps=4, every=2, batch_size=32, eval_size=64, lr=0.1)
     assert [r["step"] for r in rows] == [0, 2, 4]
-    assert all(0 <= r["accuracy"] <= 1 and r["distance_to_source_means"] > 0 and r["cluster_score"] >= 0
-               for r in rows)
+    assert all(abs(r["accuracy"] * 64 - round(r["accuracy"] * 64)) < 1e-6 for r in rows)  # of 64 evaluated
+    assert rows[0]["distance_to_source_means"] != rows[-1]["distance_to_source_means"]  # the embeddings moved
     plot_phases({"em": rows}, tmp_path / "p.png")
     ests = {f"s{i}": dict({m: 0.1 * i for m in list(BASELINES) + list(FLIP_METHODS)}, true=0.1 * i + 0.05)
             for i in range(5)}

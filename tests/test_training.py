@@ -44,7 +44,7 @@ def test_training_runs_and_resumes(tmp_path, task, loss, fmnist_test):
                       labels_per_class=2, n_test=500)
     st = ResultStore(tmp_path / "t.sqlite")
     r = run_training(cfg, 1, store=st)
-    assert 0 <= r["accuracy"] <= 1 and len(r["per_class_f1"]) == 10 and sum(r["pred_hist"]) == 500
+    assert len(r["per_class_f1"]) == 10 and sum(r["pred_hist"]) == 500
     if loss in ("min_ent", "mix_ent"):
         assert all(b > 0 for b in r["betas"])
     assert run_training(cfg, 1, store=st) == r  # stored: not retrained
