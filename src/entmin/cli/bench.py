@@ -92,9 +92,17 @@ def _run_kwargs(data_dir, cache_dir, device, ray_address=None) -> dict[str, Any]
 
 def _resolved(configs: list[RunConfig], kw: dict[str, Any]) -> list[RunConfig]:
     """Configurations with their provenance (fails early on missing data or weights, before any compute)."""
+    from ..bench.config import DEFAULT_LR
     from ..bench.provenance import resolve
 
-    return [resolve(c, kw.get("data_dir"), kw.get("cache_dir")) for c in configs]
+    out = [resolve(c, kw.get("data_dir"), kw.get("cache_dir")) for c in configs]
+    untuned = sorted({f"{c.model}{' (' + Path(c.weights).name + ')' if c.weights else ''}" for c in out
+                      if c.lr is None and c.method not in ("source", "bn")
+                      and (c.model not in DEFAULT_LR or c.weights is not None or c.dataset != "fmnist")})
+    if untuned:
+        console.print(f"[yellow]note:[/] {', '.join(untuned)} run(s) at the default lr {out[0].effective_lr:g}, "
+                      "tuned for the built-in models on Fashion-MNIST; pass --lr, or find one with `entmin sweep`")
+    return out
 
 
 def register(app: typer.Typer) -> None:
