@@ -91,10 +91,11 @@ def child(spec: dict) -> dict:
     from entmin.adapt import make_adapter
 
     torch.set_num_threads(1)
+    dev = torch.device(spec.get("device", "cpu"))
     g = torch.Generator().manual_seed(1)
-    xs = [torch.rand(spec["batch"], 3, 224, 224, generator=g) for _ in range(spec["steps"] + 1)]
-    fisher = [torch.rand(8, 3, 224, 224, generator=g) for _ in range(2)]
-    model = build(spec["model"])
+    xs = [torch.rand(spec["batch"], 3, 224, 224, generator=g).to(dev) for _ in range(spec["steps"] + 1)]
+    fisher = [torch.rand(8, 3, 224, 224, generator=g).to(dev) for _ in range(2)]
+    model = build(spec["model"]).to(dev)
     opts = spec.get("options", {})
     if spec["impl"] == "inference":
         ad = make_adapter("source", model, **opts)
@@ -112,13 +113,16 @@ def child(spec: dict) -> dict:
     for i, x in enumerate(xs):
         t0 = time.perf_counter()
         out = ad(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         if i:  # the first step warms up (allocations, oneDNN primitives, compilation)
             times.append(dt)
         preds.append(out.argmax(1).tolist())
         selected.append(getattr(ad, "last_step", {}).get("selected") if hasattr(ad, "last_step") else None)
+    peak_gpu = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None
     return {**spec, "step_s": sum(times) / len(times), "step_times": times, "preds": preds, "selected": selected,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "peak_gpu_gb": peak_gpu,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
@@ -140,6 +144,7 @@ def main() -> None:
     ap.add_argument("--objectives", default="em,adadem")
     ap.add_argument("--speed", default="", help="comma list of speed options measured with Tent+EM: "
                                                  "bf16,channels_last,compile")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (peak GPU memory is recorded too)")
     ap.add_argument("--out")
     ap.add_argument("--table")
     a = ap.parse_args()
@@ -151,7 +156,7 @@ def main() -> None:
             print(table([json.loads(line) for line in f]))
         return
     official = os.path.isdir(os.environ.get("ENTMIN_OFFICIAL_DIR", "official"))
-    base = {"model": a.model, "batch": a.batch, "steps": a.steps}
+    base = {"model": a.model, "batch": a.batch, "steps": a.steps, "device": a.device}
     jobs = [{**base, "impl": "inference", "host": "source", "objective": "-"}]
     for host in a.hosts.split(","):
         for obj in a.objectives.split(","):
