@@ -11,3 +11,4 @@ $E --protocols label-shift --delta 0.1 --out results/streams/ls0.1
 $E --protocols label-shift --delta 1.0 --out results/streams/ls1
 $E --protocols long --rounds 3 --out results/streams/long
 $E --protocols gradual --out results/streams/gradual
+$E --protocols continual --out results/streams/continual

@@ -10,6 +10,7 @@ import typer
 
 from ..bench.config import RunConfig, toml_table
 from ..bench.grid import DEM_STAR
+from ..bench.streams import segment_count
 from ..data.corruptions import CORRUPTIONS
 from ..errors import UsageError
 from .common import (
@@ -61,7 +62,7 @@ def _execute(configs: list[RunConfig], seeds: list[int], store_path: Path, run_k
     store = ResultStore(store_path)
     executor = make_executor(ray_address)
     failed = []
-    total = sum(len(c.corruptions) for c in configs) * len(seeds)
+    total = sum(segment_count(c.to_dict()) for c in configs) * len(seeds)
     with progress(total) as advance:
         if executor.name == "local":
             from ..bench.runner import run_experiment
@@ -73,7 +74,7 @@ def _execute(configs: list[RunConfig], seeds: list[int], store_path: Path, run_k
                 run_experiment(cfg, seeds, store, progress=on_cell, **run_kwargs)
         else:
             for res in executor.run(configs, seeds, store, run_kwargs):
-                advance(len(res.config.corruptions) * len(seeds), f"{res.config.label} ({res.config.model}, "
+                advance(segment_count(res.config.to_dict()) * len(seeds), f"{res.config.label} ({res.config.model}, "
                         f"{res.config.protocol}, lr {res.config.effective_lr:g})")
                 if res.rows is None:
                     failed.append(f"{res.config.label}: {res.error}")
