@@ -255,3 +255,18 @@ def test_host_constants_have_one_home():
                 offenders.append(f"{f.name}:{i}")
     assert not offenders
 
+
+
+def test_custom_weights_at_the_default_lr_get_a_note_after_the_run(tmp_path, fmnist_test):
+    from entmin.models import load_source_model
+
+    w = tmp_path / "mine.pt"
+    torch.save(load_source_model("cnn").state_dict(), w)
+    res = runner.invoke(app, ["run", "--weights", str(w), "--corruptions", "fog", "--n-per-domain", "32", "--store",
+                              str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert "mine.pt) at lr 0.001" in res.output and "entmin sweep" in res.output
+    assert res.output.index("| tent | em |") < res.output.index("note:")  # after the table, never before an error
+    res = runner.invoke(app, ["run", "--lr", "0.002", "--weights", str(w), "--corruptions", "fog", "--n-per-domain",
+                              "32", "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0 and "note:" not in res.output

@@ -93,17 +93,21 @@ def _run_kwargs(data_dir, cache_dir, device, ray_address=None) -> dict[str, Any]
 
 def _resolved(configs: list[RunConfig], kw: dict[str, Any]) -> list[RunConfig]:
     """Configurations with their provenance (fails early on missing data or weights, before any compute)."""
-    from ..bench.config import DEFAULT_LR
     from ..bench.provenance import resolve
 
-    out = [resolve(c, kw.get("data_dir"), kw.get("cache_dir")) for c in configs]
-    untuned = sorted({f"{c.model}{' (' + Path(c.weights).name + ')' if c.weights else ''}" for c in out
-                      if c.lr is None and c.method not in ("source", "bn")
+    return [resolve(c, kw.get("data_dir"), kw.get("cache_dir")) for c in configs]
+
+
+def _lr_note(configs: list[RunConfig]) -> None:
+    """After a run: say when custom weights, data or models ran at a default lr tuned for the built-in ones."""
+    from ..bench.config import DEFAULT_LR
+
+    untuned = sorted({f"{c.model}{' (' + Path(c.weights).name + ')' if c.weights else ''} at lr "
+                      f"{c.effective_lr:g}" for c in configs if c.lr is None and c.method not in ("source", "bn")
                       and (c.model not in DEFAULT_LR or c.weights is not None or c.dataset != "fmnist")})
     if untuned:
-        console.print(f"[yellow]note:[/] {', '.join(untuned)} run(s) at the default lr {out[0].effective_lr:g}, "
-                      "tuned for the built-in models on Fashion-MNIST; pass --lr, or find one with `entmin sweep`")
-    return out
+        console.print(f"[yellow]note:[/] {', '.join(untuned)}: a default tuned for the built-in models on "
+                      "Fashion-MNIST; pass --lr, or find one with `entmin sweep`")
 
 
 def register(app: typer.Typer) -> None:
@@ -129,6 +133,7 @@ def register(app: typer.Typer) -> None:
         [cfg] = _resolved([cfg], kw)
         st = _execute([cfg], list(seeds), store, kw)
         print(table_markdown(build_table(st.cells(cfg.hash), list(seeds))))
+        _lr_note([cfg])
 
     @app.command()
     @handle_errors
@@ -155,6 +160,7 @@ def register(app: typer.Typer) -> None:
         st = _execute(cfgs, list(seeds), store, kw, ray_address)
         print(write_report(st, out, {c.hash for c in cfgs}, seeds=list(seeds)))
         console.print(f"tables and figures written to {out}/")
+        _lr_note(cfgs)
 
     @app.command()
     @handle_errors
