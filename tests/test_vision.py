@@ -277,3 +277,26 @@ def test_a_50000_image_split_streams_in_bounded_memory(tmp_path, monkeypatch):
     tracemalloc.stop()
     assert n == 256 and len(decoded) == 256
     assert peak < 2 * 2**20, f"peak {peak / 2**20:.1f} MiB while streaming 256 images"
+
+
+def test_a_folder_dataset_with_its_own_class_list_runs_end_to_end(timm, tmp_path):
+    """Class folders that are not wnids, named by a class-list file: the run's provenance is resolved with the
+    same class list as the run (resolving with ImageNet's 1,000 classes refused these folders)."""
+    from PIL import Image
+
+    from entmin.bench.config import RunConfig
+    from entmin.bench.runner import run_experiment
+    from entmin.bench.store import ResultStore
+
+    for k, cls in enumerate(("cats", "dogs")):
+        d = tmp_path / "data" / "mine" / "1" / cls
+        d.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((224, 224, 3), 60 * k + i, np.uint8)).save(d / f"{i}.png")
+    (tmp_path / "classes.txt").write_text("cats\ndogs\n")
+    torch.manual_seed(0)
+    w = _save_state(timm.create_model("resnet18", pretrained=False, num_classes=2), tmp_path / "w.pt")
+    cfg = RunConfig(method="source", dataset="imagenetc", model="timm:resnet18", weights=str(w),
+                    class_list=str(tmp_path / "classes.txt"), corruptions=("mine",), severity=1, batch_size=3)
+    [row] = run_experiment(cfg, [1], ResultStore(tmp_path / "s.sqlite"), data_dir=str(tmp_path / "data"))
+    assert row["n"] == 6 and len(row["metrics"]["pred_hist"]) == 2

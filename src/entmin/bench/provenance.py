@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from ..data.corruptions import CORRUPTION_VERSION
 from ..errors import DataError
@@ -40,13 +41,14 @@ def significant_provenance(cfg: RunConfig) -> dict[str, str]:
     return out
 
 
-def actual_provenance(cfg: RunConfig, data_dir: str | Path | None = None, cache_dir: str | Path | None = None
-                      ) -> tuple[tuple[str, str], ...]:
-    """(key, value) pairs of what ``cfg`` would read on this machine."""
+def actual_provenance(cfg: RunConfig, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                      source: Any = None) -> tuple[tuple[str, str], ...]:
+    """(key, value) pairs of what ``cfg`` would read on this machine (``source``: the run's DataSource, whose
+    folder indexes are then reused by the run)."""
     from ..models.zoo import weights_fingerprint
     from .runner import DataSource
 
-    source = DataSource(cfg.dataset, data_dir, cache_dir)
+    source = source or DataSource(cfg.dataset, data_dir, cache_dir, cfg.class_list)
     prov = {"data": source.fingerprint(cfg)}
     if cfg.dataset == "fmnist":
         from ..data.corruptions import corruption_code
@@ -61,11 +63,11 @@ def actual_provenance(cfg: RunConfig, data_dir: str | Path | None = None, cache_
     return tuple(sorted(prov.items()))
 
 
-def resolve(cfg: RunConfig, data_dir: str | Path | None = None, cache_dir: str | Path | None = None
-            ) -> RunConfig:
+def resolve(cfg: RunConfig, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+            source: Any = None) -> RunConfig:
     """``cfg`` with its provenance filled in from this machine; a config that already records a provenance
     must match it, or it is refused (its stored results were computed from something else)."""
-    actual = actual_provenance(cfg, data_dir, cache_dir)
+    actual = actual_provenance(cfg, data_dir, cache_dir, source)
     if cfg.provenance:
         recorded, found = dict(cfg.provenance), dict(actual)
         diff = [k for k in sorted(set(recorded) | set(found)) if recorded.get(k) != found.get(k)]

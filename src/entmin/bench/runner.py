@@ -68,6 +68,7 @@ class DataSource:
             raise UsageError("class_list applies to image-folder datasets (imagenetc) only")
         self.classes = imagenet_class_list(class_list) if dataset == "imagenetc" else None
         self._sizes: dict[Domain, int] = {}
+        self._folders: dict[Domain, FolderDomain] = {}  # file indexes (cheap to keep; scanned once)
 
     @property
     def num_classes(self) -> int:
@@ -85,7 +86,10 @@ class DataSource:
         elif self.dataset == "cifar10c":
             d = TensorDomain(*load_cifar10c(self.data_dir, corruption, severity))
         else:
-            d = FolderDomain(Path(self.data_dir) / corruption / str(severity), self.classes)
+            if (corruption, severity) not in self._folders:
+                self._folders[(corruption, severity)] = FolderDomain(
+                    Path(self.data_dir) / corruption / str(severity), self.classes)
+            d = self._folders[(corruption, severity)]
         self._sizes[(corruption, severity)] = len(d)
         return d
 
@@ -237,8 +241,8 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
         raise UsageError("no seeds given")
     for s in seeds:
         seed_everything(s)  # validates every seed before any compute
-    cfg = resolve(cfg, data_dir, cache_dir)
     source = DataSource(cfg.dataset, data_dir, cache_dir, cfg.class_list)
+    cfg = resolve(cfg, data_dir, cache_dir, source)
     store.register(cfg.hash, cfg.to_dict())
     domains = stream_domains(cfg.corruptions, cfg.severity)
     for seed in seeds:

@@ -96,8 +96,6 @@ def _annotation(tp: Any, choices: typing.Sequence[str] | None) -> Any:
     if choices:
         lit = typing.Literal.__getitem__(tuple(choices))
         return lit | None if type(None) in typing.get_args(tp) else lit
-    if typing.get_origin(tp) is tuple:
-        return Items
     return tp
 
 

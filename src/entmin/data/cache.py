@@ -32,6 +32,7 @@ from ..errors import DataError
 from ..utils import atomic_write_bytes, ensure_dir
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_code
 from .fashion_mnist import data_fingerprint, load_fashion_mnist
+from .fingerprint import file_sha256
 
 __all__ = ["CACHE_ENV", "FMNISTC", "default_cache_dir"]
 
@@ -40,10 +41,6 @@ CACHE_ENV = "ENTMIN_CACHE"
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "entmin")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class FMNISTC:
@@ -84,7 +81,7 @@ class FMNISTC:
 
     def is_valid(self, corruption: str, severity: int) -> bool:
         p, side = self.path(corruption, severity), self.checksum_path(corruption, severity)
-        return p.is_file() and side.is_file() and side.read_text().strip() == _sha256(p)
+        return p.is_file() and side.is_file() and side.read_text().strip() == file_sha256(p)
 
     def build(self, corruption: str, severity: int, chunk: int = 2000) -> Path:
         x, _ = self.clean()

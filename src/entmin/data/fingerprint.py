@@ -11,7 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["array_fingerprint", "folder_fingerprint"]
+__all__ = ["array_fingerprint", "file_sha256", "folder_fingerprint"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def array_fingerprint(*arrays: np.ndarray) -> str:

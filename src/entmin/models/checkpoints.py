@@ -1,7 +1,6 @@
 """Weights on disk: safe loading (``weights_only=True``, checksums, clear refusals) and saving with metadata."""
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import re
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.fingerprint import file_sha256
 from ..errors import DataError, UsageError
 from ..utils import atomic_torch_save, atomic_write_bytes
 from .small import build_model
@@ -28,12 +28,7 @@ __all__ = [
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = file_sha256  # the name this module has always exported
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> dict[str, Any]:
