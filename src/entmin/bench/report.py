@@ -70,6 +70,14 @@ def write_report(store: ResultStore, out: Path, hashes: set[str] | None = None,
             dem_md = dem_star_table_markdown(stars)
             (out / "dem_star.md").write_text(dem_md)
             parts.append("DEM* (TPE search of tau, alpha on a labelled 20%; accuracy on the other 80%)\n\n" + dem_md)
+        if rl := store.get_records("rl"):
+            from ..rl.report import rl_curves_figure, rl_table_markdown
+
+            rl_md = rl_table_markdown(rl)
+            (out / "rl_table.md").write_text(rl_md)
+            rl_curves_figure(rl, out / "rl_curves.png")
+            parts.append("PPO on MiniGrid: final evaluation return (deterministic policy, mean over episodes; "
+                         "mean ± std over seeds)\n\n" + rl_md)
         for task in TRAINING_TASKS:
             if recs := store.get_records(f"train:{task}"):
                 md = training_table_markdown(recs)

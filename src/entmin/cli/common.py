@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import DataError, UsageError, exit_code_of
 
@@ -75,7 +76,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (ValueError, OSError, sqlite3.Error, RuntimeError, MemoryError) as e:
             if os.environ.get(DEBUG_ENV):
                 raise
-            console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code_of(e)) from None
     return wrapper
 
