@@ -25,7 +25,7 @@ from entmin.bench.store import ResultStore
 from entmin.cli import app
 from entmin.objectives import AdaDEM
 from entmin.rl.policy import ObjectivePolicy, ObjectivePPO
-from entmin.rl.runner import RECORD_KIND, make_model, run_cell
+from entmin.rl.runner import RECORD_KIND, evaluate_policy, make_model, run_cell
 from entmin.rl.settings import MINIGRID_ENVS, RLConfig, resolve_env, zoo_settings
 
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
@@ -175,11 +175,21 @@ def test_same_seed_same_run_and_report(tmp_path):
     assert a["policy_sha256"] == b["policy_sha256"] and a["curve"] == b["curve"]
     assert c["policy_sha256"] != a["policy_sha256"]
     assert [p["timesteps"] for p in a["curve"]] == [1024, 2048] and len(a["curve"][0]["returns"]) == 10
+    assert len(a["curve"][1]["returns_stochastic"]) == 10
     res = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "b.sqlite"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     table = (tmp_path / "r" / "rl_table.md").read_text()
     assert "DoorKey-5x5" in table and "(n=2)" in table
     assert (tmp_path / "r" / "rl_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluation_never_moves_the_training_random_streams():
+    cfg = _tiny("em")
+    model = make_model(cfg, 0)
+    state = torch.get_rng_state()
+    sampled = evaluate_policy(model, cfg, 3, deterministic=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert sampled == evaluate_policy(model, cfg, 3, deterministic=False)  # its own fixed generator
 
 
 def _cli(store, *extra):

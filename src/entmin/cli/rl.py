@@ -28,6 +28,7 @@ def _run_one(cfg: Any, seed: int, store_path: str, device: str, threads: int) ->
     finally:
         store.close()
     return {k: rec[k] for k in ("env", "objective", "seed", "timesteps", "final_mean", "final_std",
+                                "final_stochastic_mean",
                                 "wall_seconds", "steps_per_second", "resumed_from")}
 
 
@@ -98,7 +99,8 @@ def _run_cells(cells: list[tuple[Any, int]], store: Path, jobs: int, device: str
     def line(r: dict[str, Any]) -> str:
         resumed = f", resumed at {r['resumed_from']}" if r["resumed_from"] else ""
         return (f"{r['env'].removeprefix('MiniGrid-')} {r['objective']} seed {r['seed']}: return "
-                f"{r['final_mean']:.3f} ± {r['final_std']:.3f} after {r['timesteps']} steps "
+                f"{r['final_mean']:.3f} ± {r['final_std']:.3f} (sampled policy {r['final_stochastic_mean']:.3f}) "
+                f"after {r['timesteps']} steps "
                 f"({r['steps_per_second']:.0f} steps/s{resumed})")
 
     with progress(len(todo), "rl cells") as advance:

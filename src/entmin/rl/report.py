@@ -1,8 +1,9 @@
 """The RL benchmark's final-return table and learning-curve figure, from the store's ``rl`` records.
 
 Cells are grouped by everything that decides them except the seed (the config hash); a row is one
-(environment, objective, budget) with mean +- std over seeds of each seed's final evaluation return (itself the
-mean of ``eval_episodes`` deterministic episodes), the number of seeds, and the budget against the zoo's.
+(environment, budget) with, per objective, mean +- std over seeds of each seed's final evaluation return (itself
+the mean of ``eval_episodes`` episodes; deterministic and sampled policy), the number of seeds, and the budget
+against the zoo's.
 """
 from __future__ import annotations
 
@@ -33,33 +34,35 @@ def _env_order(env: str) -> int:
     return list(MINIGRID_ENVS).index(env) if env in MINIGRID_ENVS else len(MINIGRID_ENVS)
 
 
+_METRICS = (("final_mean", "deterministic"), ("final_stochastic_mean", "sampled"))
+
+
 def rl_table_markdown(records: dict[str, dict[str, Any]]) -> str:
-    """One row per (environment, budget): each objective's final return mean +- std over seeds, and
-    AdaDEM - EM where both ran with the same seeds (positive: the decoupled bonus did better)."""
+    """One row per (environment, budget): each objective's final return, mean +- std over seeds, for the
+    deterministic policy (the zoo's evaluation) and the sampling one, and AdaDEM - EM over matched seeds
+    (positive: the decoupled bonus did better)."""
     by_env: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
     for recs in rl_groups(records).values():
         r0 = recs[0]
         by_env[(r0["env"], r0["timesteps"])][_label(r0)] = recs
     objectives = sorted({o for v in by_env.values() for o in v}, key=lambda o: (o != "em", o))
-    head = ["environment", "budget (zoo)"] + [f"{o} final return" for o in objectives]
-    if "em" in objectives and "adadem" in objectives:
-        head.append("adadem - em (matched seeds)")
+    paired = "em" in objectives and "adadem" in objectives
+    head = ["environment", "steps (zoo)"]
+    for _, policy in _METRICS:
+        head += [f"{o} ({policy})" for o in objectives] + (["adadem − em"] if paired else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (env, steps), objs in sorted(by_env.items(), key=lambda kv: (_env_order(kv[0][0]), kv[0][1])):
         zoo = MINIGRID_ENVS.get(env, {}).get("n_timesteps")
-        row = [env.removeprefix("MiniGrid-").removesuffix("-v0"), f"{steps:.2g} ({zoo:.0e})" if zoo else f"{steps}"]
-        for o in objectives:
-            recs = objs.get(o)
-            if not recs:
-                row.append("–")
-                continue
-            finals = np.array([r["final_mean"] for r in recs])
-            row.append(f"{finals.mean():.3f} ± {finals.std():.3f} (n={len(finals)})")
-        if len(head) > len(row):
-            em = {r["seed"]: r["final_mean"] for r in objs.get("em", [])}
-            ada = {r["seed"]: r["final_mean"] for r in objs.get("adadem", [])}
-            both = sorted(em.keys() & ada.keys())
-            row.append(f"{np.mean([ada[s] - em[s] for s in both]):+.3f} (n={len(both)})" if both else "–")
+        row = [env.removeprefix("MiniGrid-").removesuffix("-v0"), f"{steps:.3g} ({zoo:.0e})" if zoo else f"{steps}"]
+        for metric, _ in _METRICS:
+            for o in objectives:
+                finals = np.array([r[metric] for r in objs.get(o, [])])
+                row.append(f"{finals.mean():.3f} ± {finals.std():.3f} (n={len(finals)})" if len(finals) else "–")
+            if paired:
+                em = {r["seed"]: r[metric] for r in objs.get("em", [])}
+                ada = {r["seed"]: r[metric] for r in objs.get("adadem", [])}
+                both = sorted(em.keys() & ada.keys())
+                row.append(f"{np.mean([ada[s] - em[s] for s in both]):+.3f} (n={len(both)})" if both else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -82,13 +85,14 @@ def rl_curves_figure(records: dict[str, dict[str, Any]], path: Path) -> Path:
     for ax, key in zip(axes.flat, keys, strict=False):
         for obj, recs in sorted(panels[key].items(), key=lambda kv: (kv[0] != "em", kv[0])):
             steps = np.array([c["timesteps"] for c in recs[0]["curve"]])
-            curves = np.array([[np.mean(c["returns"]) for c in r["curve"]] for r in recs
-                               if len(r["curve"]) == len(steps)])
-            mean, std = curves.mean(0), curves.std(0)
             colour = palette.get(obj, f"C{2 + len(palette)}")
             palette.setdefault(obj, colour)
-            ax.plot(steps, mean, label=f"{obj} (n={len(curves)})", color=colour)
-            ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+            for key_, style_, policy in (("returns", "-", "det."), ("returns_stochastic", "--", "sampled")):
+                curves = np.array([[np.mean(c[key_]) for c in r["curve"]] for r in recs
+                                   if len(r["curve"]) == len(steps)])
+                mean, std = curves.mean(0), curves.std(0)
+                ax.plot(steps, mean, style_, label=f"{obj}, {policy} (n={len(curves)})", color=colour)
+                ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.12, linewidth=0)
         ax.set_title(key[0].removeprefix("MiniGrid-").removesuffix("-v0") + f" ({key[1]:.2g} steps)")
         ax.set_xlabel("training steps")
         ax.set_ylabel("eval return")

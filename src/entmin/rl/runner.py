@@ -1,8 +1,9 @@
 """Run one (environment, objective, seed) cell of the RL benchmark into the results store.
 
-A cell trains in chunks of ``eval_every`` steps; after each chunk the deterministic policy plays
-``eval_episodes`` episodes on fixed layouts (seeds 10**6 + i, the same for every objective and seed), which
-gives the learning curve. A finished cell is one record ``rl/<config hash>/<seed>`` in the store, written in one
+A cell trains in chunks of ``eval_every`` steps; after each chunk the policy plays ``eval_episodes`` episodes
+on fixed layouts (seeds 10**6 + i, the same for every objective and seed) twice: deterministically (the zoo's
+evaluation, and the paper's most likely reading) and sampling its actions (a policy that is still stochastic
+scores 0 deterministically when its most likely action loops, e.g. turning on the spot); both give curves. A finished cell is one record ``rl/<config hash>/<seed>`` in the store, written in one
 transaction, so a rerun skips it.
 
 Long cells save a checkpoint every ``checkpoint_every`` steps that resumes *bit-exactly*: after each checkpoint
@@ -79,23 +80,34 @@ def make_model(cfg: RLConfig, seed: int, device: str = "cpu"):
                         policy_kwargs=policy_kwargs, seed=seed, device=device, verbose=0)
 
 
-def evaluate_policy(model, cfg: RLConfig, episodes: int | None = None) -> list[float]:
-    """Returns of ``episodes`` deterministic episodes on the fixed evaluation layouts, played in lockstep
-    (one batched forward per step), observations normalised with the training statistics (not updated)."""
+def evaluate_policy(model, cfg: RLConfig, episodes: int | None = None, *, deterministic: bool = True
+                    ) -> list[float]:
+    """Returns of ``episodes`` episodes on the fixed evaluation layouts, played in lockstep (one batched forward
+    per step), observations normalised with the training statistics (not updated).
+
+    ``deterministic``: the most likely action (the zoo's evaluation); otherwise actions are sampled from the
+    policy with a generator of its own, so evaluating never moves the training's random streams.
+    """
     episodes = cfg.eval_episodes if episodes is None else episodes
     envs = [_make_env(cfg.env) for _ in range(episodes)]
     obs = [env.reset(seed=EVAL_SEED_BASE + i)[0] for i, env in enumerate(envs)]
     returns = [0.0] * episodes
     alive = list(range(episodes))
     norm = model.get_vec_normalize_env()
+    gen = torch.Generator().manual_seed(EVAL_SEED_BASE)
+    policy = model.policy
+    policy.set_training_mode(False)
     while alive:
         batch = np.stack([obs[i] for i in alive])
         if norm is not None:
             batch = norm.normalize_obs(batch)
-        actions, _ = model.predict(batch, deterministic=True)
+        with torch.no_grad():
+            probs = policy.get_distribution(torch.as_tensor(batch, dtype=torch.float32, device=policy.device)
+                                            ).distribution.probs.cpu()
+        actions = probs.argmax(1) if deterministic else torch.multinomial(probs, 1, generator=gen).squeeze(1)
         still = []
-        for i, a in zip(alive, actions, strict=True):
-            obs[i], r, term, trunc, _ = envs[i].step(int(a))
+        for i, a in zip(alive, actions.tolist(), strict=True):
+            obs[i], r, term, trunc, _ = envs[i].step(a)
             returns[i] += float(r)
             if not (term or trunc):
                 still.append(i)
@@ -179,17 +191,19 @@ def run_cell(cfg: RLConfig, seed: int, store: ResultStore, *, device: str = "cpu
     while model.num_timesteps < cfg.timesteps:
         model.learn(min(cfg.eval_every, cfg.timesteps - model.num_timesteps), reset_num_timesteps=False)
         returns = evaluate_policy(model, cfg)
-        curve.append({"timesteps": int(model.num_timesteps), "returns": returns})
+        curve.append({"timesteps": int(model.num_timesteps), "returns": returns,
+                      "returns_stochastic": evaluate_policy(model, cfg, deterministic=False)})
         if model.num_timesteps % cfg.checkpoint_every == 0 and model.num_timesteps < cfg.timesteps:
             store.save_state(h, seed, int(model.num_timesteps), _checkpoint(model, cfg, curve))
             _reset_at_boundary(model, seed)
         if on_eval is not None:
             on_eval(int(model.num_timesteps), float(np.mean(returns)))
     wall = time.perf_counter() - t0
-    final = curve[-1]["returns"]
+    final, final_s = curve[-1]["returns"], curve[-1]["returns_stochastic"]
     record = {"config_hash": h, "seed": seed, "env": cfg.env, "objective": cfg.objective,
               "objective_options": dict(cfg.objective_options), "timesteps": cfg.timesteps,
               "curve": curve, "final_mean": float(np.mean(final)), "final_std": float(np.std(final)),
+              "final_stochastic_mean": float(np.mean(final_s)), "final_stochastic_std": float(np.std(final_s)),
               "wall_seconds": wall, "steps_per_second": (cfg.timesteps - start) / max(wall, 1e-9),
               "resumed_from": resumed_from, "device": device, "config": cfg.to_dict(),
               "policy_sha256": state_sha256(model.policy.state_dict())}

@@ -17,7 +17,7 @@ from ..errors import UsageError
 __all__ = ["MINIGRID_ENVS", "PAPER_ENT_COEF", "RL_CODE_VERSION", "RLConfig", "resolve_env", "zoo_settings"]
 
 # bump when a change to entmin.rl changes what a run computes: it is part of every RL config hash
-RL_CODE_VERSION = 1
+RL_CODE_VERSION = 2  # 2: stochastic-policy evaluation recorded beside the deterministic one
 PAPER_ENT_COEF = 0.001
 
 _ZOO_DEFAULTS: dict[str, Any] = {
