@@ -13,12 +13,14 @@ __all__ = ["check_images", "check_logits", "check_positive", "check_range", "com
 
 
 def check_logits(logits: torch.Tensor, *, name: str = "logits", num_classes: int | None = None,
-                 check_finite: bool = True) -> None:
-    """Raise ``ValueError`` unless ``logits`` is a finite floating (N, C) tensor with C >= 2."""
+                 check_finite: bool = True, dense: bool = False) -> None:
+    """Raise ``ValueError`` unless ``logits`` is a finite floating (N, C) tensor with C >= 2; with ``dense``
+    also (N, C, *) (per pixel (N, C, H, W), per token (N, C, L): classes always on dim 1)."""
     if not isinstance(logits, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(logits).__name__}")
-    if logits.dim() != 2:
-        raise ValueError(f"{name} must have shape (N, C), got shape {tuple(logits.shape)}")
+    if logits.dim() != 2 and not (dense and logits.dim() > 2):
+        want = "(N, C) or, per pixel/token, (N, C, *)" if dense else "(N, C)"
+        raise ValueError(f"{name} must have shape {want}, got shape {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {logits.dtype}")
     if logits.shape[1] < 2:

@@ -7,6 +7,12 @@ One-line use::
     loss = AdaDEM(num_classes)(logits).mean()      # AdaDEM (keep the module: it holds the MEC bank)
 
 ``get_objective(name, **kwargs)`` builds any of them by name for adapters and the command line.
+
+Dense prediction: every unsupervised objective also takes logits (N, C, *) (classes on dim 1: (N, C, H, W) per
+pixel, (N, C, L) per token) and returns per-pixel losses (N, *); :func:`masked_mean` reduces them over the
+valid pixels (AdaDEM's ``bank_mask`` keeps invalid pixels out of its bank too)::
+
+    loss = masked_mean(AdaDEM(19)(seg_logits, bank_mask=valid), valid)
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ __all__ = [
     "entropy",
     "get_objective",
     "gmc",
+    "masked_mean",
     "min_ent",
     "mix_ent",
     "probability_sweep_logits",
@@ -48,6 +55,17 @@ __all__ = [
 ]
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+def masked_mean(loss: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-sample/per-pixel losses over the ``True`` entries of ``mask`` (all when ``None``); 0 (with a
+    gradient path) when no entry is valid, so that an all-ignored batch does not produce NaN."""
+    if mask is None:
+        return loss.mean()
+    if mask.shape != loss.shape or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of the loss's shape {tuple(loss.shape)}, got {mask.dtype} "
+                         f"{tuple(mask.shape)}")
+    return torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device)).sum() / mask.sum().clamp_min(1)
 
 
 class _Wrapped(nn.Module):

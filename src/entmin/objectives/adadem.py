@@ -58,6 +58,17 @@ def update_mec_bank(bank: torch.Tensor, probs: torch.Tensor, pseudo_labels: torc
         bank.index_add_(0, pseudo_labels, share * (probs - bank[pseudo_labels]))
 
 
+def _flatten_dense(logits: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, C, *) logits -> (N * prod(*), C) rows, and a (N, *) mask -> (N * prod(*),)."""
+    if mask is not None:
+        want = (logits.shape[0], *logits.shape[2:])
+        if tuple(mask.shape) != want or mask.dtype != torch.bool:
+            raise ValueError(f"the pixel mask must be a bool tensor of shape {want}, got {mask.dtype} "
+                             f"{tuple(mask.shape)}")
+        mask = mask.reshape(-1)
+    return logits.movedim(1, -1).reshape(-1, logits.shape[1]), mask
+
+
 class _SurrogateLoss(torch.autograd.Function):
     """L = -(1/delta) sum_i (p_i - a_i) z_i with p, a, delta constants in the weights and p carrying the
     softmax gradient; its gradient is the closed form [a_i - p_i (z_i + T + 1)] / delta (dem_spec.md 1.6).
@@ -122,7 +133,9 @@ class AdaDEM(nn.Module):
 
     def update_bank(self, logits: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Update the MEC bank with the (optionally masked) samples of ``logits``; no loss is formed."""
-        check_logits(logits, num_classes=self.num_classes)
+        check_logits(logits, num_classes=self.num_classes, dense=True)
+        if logits.dim() > 2:
+            logits, mask = _flatten_dense(logits, mask)
         with torch.no_grad():
             p = torch.softmax(logits.to(compute_dtype(logits.dtype)), dim=1)
             self._update(p, p.argmax(1), mask)
@@ -145,8 +158,18 @@ class AdaDEM(nn.Module):
     def forward(self, logits: torch.Tensor, *, update: bool = True, bank_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """Per-sample loss (N,). ``update=False`` leaves the bank as is (e.g. SAR's second SAM pass);
-        ``bank_mask`` restricts the bank update to the selected samples."""
-        check_logits(logits, num_classes=self.num_classes)
+        ``bank_mask`` restricts the bank update to the selected samples.
+
+        Dense logits (N, C, *) give per-pixel losses (N, *) and the bank is estimated over pixels: row k is the
+        running mean prediction of the pixels predicted as k (those of ``bank_mask`` (N, *) only: pass the
+        valid pixels there, and reduce the loss over them). The pixels are viewed as one (N*H*W, C) batch, one
+        transposed copy of the logits, so memory stays O(N C H W) and there is no loop over classes.
+        """
+        check_logits(logits, num_classes=self.num_classes, dense=True)
+        if logits.dim() > 2:
+            flat, mask = _flatten_dense(logits, bank_mask)
+            loss = self.forward(flat, update=update, bank_mask=mask)
+            return loss.reshape(logits.shape[0], *logits.shape[2:])
         z = logits.to(compute_dtype(logits.dtype))
         with torch.no_grad():
             zd = z.detach()

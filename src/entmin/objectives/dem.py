@@ -28,13 +28,13 @@ def validate_dem_params(tau: float, alpha: float, *, warn: bool = True) -> tuple
 
 
 def dem(logits: torch.Tensor, tau: float = 1.0, alpha: float = 1.0) -> torch.Tensor:
-    """Per-sample DEM loss, shape (N,)."""
+    """Per-sample DEM loss, shape (N,); per pixel (N, *) for logits (N, C, *)."""
     tau, alpha = validate_dem_params(tau, alpha)
     return _dem(logits, tau, alpha)
 
 
 def _dem(logits: torch.Tensor, tau: float, alpha: float) -> torch.Tensor:
-    check_logits(logits)
+    check_logits(logits, dense=True)
     z = logits.to(compute_dtype(logits.dtype))
     q = torch.softmax(z / tau, dim=1)
     loss = -(q * z).sum(1)

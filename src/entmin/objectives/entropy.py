@@ -5,6 +5,9 @@ gradient of H. ``cadf`` (T = -sum p z) and ``gmc`` (Q = logsumexp z) are the two
 separates. ``em_surrogate`` is the paper's gradient-equivalent form -sum (p - sg(p)) z, whose value is 0:
 use it only where the ``-sum w z`` form matters (e.g. to compare against AdaDEM-Norm); thresholds, sample
 weights and logs must always use ``entropy``.
+
+All of them are dense as they stand: logits (N, C, *) (classes on dim 1, e.g. (N, C, H, W) per pixel) give
+per-pixel losses (N, *), computed along dim 1 without reshaping or copying the logits.
 """
 from __future__ import annotations
 
@@ -17,12 +20,13 @@ __all__ = ["EM", "cadf", "em_surrogate", "entropy", "gmc"]
 
 
 def _prepare(logits: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
-    check_logits(logits, num_classes=num_classes)
+    check_logits(logits, num_classes=num_classes, dense=True)
     return logits.to(compute_dtype(logits.dtype))
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Per-sample conditional entropy H(softmax(z)) in nats, shape (N,). This *is* the EM loss."""
+    """Per-sample conditional entropy H(softmax(z)) in nats, shape (N,) (per pixel (N, H, W) for logits
+    (N, C, H, W)). This *is* the EM loss."""
     return entropy_of_checked(_prepare(logits)).to(logits.dtype)
 
 
