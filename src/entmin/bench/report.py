@@ -78,6 +78,12 @@ def write_report(store: ResultStore, out: Path, hashes: set[str] | None = None,
             rl_curves_figure(rl, out / "rl_curves.png")
             parts.append("PPO on MiniGrid: final evaluation return (deterministic policy, mean over episodes; "
                          "mean ± std over seeds)\n\n" + rl_md)
+        if seg := store.get_records("seg"):
+            from ..seg.report import seg_table_markdown
+
+            seg_md = seg_table_markdown(seg)
+            (out / "seg_table.md").write_text(seg_md)
+            parts.append("Segmentation TTA on the corrupted scenes: mIoU (%)\n\n" + seg_md)
         for task in TRAINING_TASKS:
             if recs := store.get_records(f"train:{task}"):
                 md = training_table_markdown(recs)

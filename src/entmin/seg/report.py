@@ -1,0 +1,82 @@
+"""Segmentation TTA table (mIoU per domain, mean over the stream; mean +- std over seeds) and the figure of
+predicted maps (source-only vs Tent with EM vs Tent with AdaDEM on a few target scenes, as the paper's Fig. 7)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .scenes import BACKGROUND, NUM_SEG_CLASSES
+
+__all__ = ["seg_maps_figure", "seg_table_markdown"]
+
+
+def _short(domain: str) -> str:
+    return "".join(w[0] for w in domain.split("_")) if "_" in domain else domain[:5]
+
+
+def seg_table_markdown(records: dict[str, dict[str, Any]]) -> str:
+    """One row per configuration (host+objective, protocol): mean mIoU over its domains (mean +- std over
+    seeds, n = seeds), then each domain's mIoU (mean over seeds); Δ vs the same host with EM where both ran."""
+    groups: dict[str, dict[int, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records.values():
+        groups[r["config_hash"]][r["seed"]][r["position"]] = r
+    rows, domains = [], None
+    for cells in groups.values():
+        complete = {s: v for s, v in cells.items()
+                    if len(v) == len(next(iter(v.values()))["config"]["corruptions"])}
+        if not complete:
+            continue
+        any_seed = next(iter(complete.values()))
+        cfg = any_seed[0]["config"]
+        doms = [any_seed[i]["domain"] for i in sorted(any_seed)]
+        domains = domains or doms
+        per_seed = [np.mean([v[i]["miou"] for i in v]) for v in complete.values()]
+        per_dom = [np.mean([v[i]["miou"] for v in complete.values()]) for i in sorted(any_seed)]
+        rows.append((cfg["protocol"], any_seed[0]["label"], cfg, per_seed, per_dom, doms))
+    if not rows:
+        return ""
+    order = {"source": 0, "bn": 1}
+    rows.sort(key=lambda r: (r[0], order.get(r[1], 2), r[1]))
+    em = {(r[0], r[1].split("+")[0]): np.mean(r[3]) for r in rows if r[1].endswith("+em")}
+    head = ["protocol", "method", "mean mIoU", "Δ vs EM"] + [_short(d) for d in domains]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for protocol, label, _cfg, per_seed, per_dom, doms in rows:
+        base = em.get((protocol, label.split("+")[0])) if "+" in label and not label.endswith("+em") else None
+        delta = f"{100 * (np.mean(per_seed) - base):+.1f}" if base is not None else "–"
+        cells = [f"{100 * v:.1f}" for v in per_dom] if doms == domains else ["?"] * len(domains)
+        lines.append("| " + " | ".join([protocol, label, f"{100 * np.mean(per_seed):.1f} ± "
+                                        f"{100 * np.std(per_seed):.1f} (n={len(per_seed)})", delta, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seg_maps_figure(images: torch.Tensor, truth: torch.Tensor, predictions: dict[str, torch.Tensor],
+                    path: Path, title: str = "") -> Path:
+    """Rows: scenes; columns: input, ground truth, then one predicted map per method."""
+    from ..viz import pyplot, save
+
+    plt = pyplot()
+    cmap = plt.get_cmap("tab20", 20)
+    n, cols = len(images), 2 + len(predictions)
+    fig, axes = plt.subplots(n, cols, figsize=(1.7 * cols, 1.7 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        panels = [("ground truth", truth[i])] + [(k, v[i]) for k, v in predictions.items()]
+        for j, (name, m) in enumerate(panels, start=1):
+            shown = np.ma.masked_where(m.numpy() == BACKGROUND, m.numpy())
+            axes[i, j].imshow(np.zeros_like(m.numpy()), cmap="gray", vmin=0, vmax=1)
+            axes[i, j].imshow(shown, cmap=cmap, vmin=0, vmax=NUM_SEG_CLASSES - 1, interpolation="nearest")
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=8)
+        if i == 0:
+            axes[i, 0].set_title("input", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save(fig, path)
+    return path

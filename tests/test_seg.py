@@ -1,0 +1,159 @@
+"""Segmentation: scenes, their cache, metrics, per-pixel Tent on the U-Net, the TTA runner's records and
+resume, and the refusals."""
+import copy
+import itertools
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from entmin.adapt import make_adapter
+from entmin.bench.store import ResultStore
+from entmin.cli import app
+from entmin.errors import UsageError
+from entmin.seg import BACKGROUND, NUM_SEG_CLASSES, SceneData, SegMetrics, SegUNet, make_scenes
+from entmin.seg.scenes import INK
+from entmin.seg.train import SegRecipe, load_seg_model, save_segmenter, train_segmenter
+from entmin.seg.tta import SEG_RECORD, SegTTAConfig, run_seg_tta
+
+
+@pytest.fixture(scope="module")
+def garments(fmnist_test):
+    x, y = fmnist_test
+    return x[:200], y[:200]
+
+
+def test_scenes_are_deterministic_and_every_label_names_its_pixel(garments):
+    x, y = make_scenes(*garments, 40, seed=3)
+    x2, y2 = make_scenes(*garments, 40, seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(make_scenes(*garments, 40, seed=4)[1], y)
+    assert x.shape == (40, 1, 64, 64) and y.shape == (40, 64, 64)
+    assert bool((x[:, 0][y == BACKGROUND] == 0).all())          # background is empty canvas
+    assert bool((x[:, 0][y != BACKGROUND] > INK).all())          # a garment label sits on garment ink
+    present = set(y.unique().tolist())
+    assert BACKGROUND in present and len(present) >= 6
+
+
+def test_scene_cache_is_keyed_and_checked(tmp_path, fmnist_test):
+    data = SceneData(cache_dir=tmp_path, n_train=30, n_test=20)
+    x, y = data.split("clean", "test")
+    fog, _ = data.split("fog", "test")
+    assert x.shape == (20, 1, 64, 64) and not torch.equal(fog, x)
+    assert SceneData(cache_dir=tmp_path, n_train=30, n_test=21).fingerprint != data.fingerprint
+    assert SceneData(cache_dir=tmp_path, n_train=30, n_test=20, severity=3).fingerprint != data.fingerprint
+    # a damaged file is rebuilt, never served
+    path = next((tmp_path / "fmnist-scenes" / data.fingerprint).glob("test-clean.pt"))
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    x2, y2 = data.split("clean", "test")
+    assert torch.equal(x2, x) and torch.equal(y2, y)
+    with pytest.raises(UsageError, match="unknown target domain 'fogg'"):
+        data.split("fogg", "test")
+
+
+def test_metrics_match_a_looped_reference():
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randint(0, 4, (3, 8, 8), generator=g), torch.randint(0, 4, (3, 8, 8), generator=g)
+    target[0, 0, :4] = 255
+    m = SegMetrics(4, ignore_index=255)
+    m.update(pred[:2], target[:2])
+    m.update(pred[2:], target[2:])
+    valid = target != 255
+    ious = []
+    for c in range(4):
+        p, t = (pred == c) & valid, (target == c) & valid
+        ious.append(((p & t).sum() / (p | t).sum()).item())
+    assert torch.allclose(m.iou(), torch.tensor(ious, dtype=torch.float64))
+    assert m.miou() == pytest.approx(sum(ious) / 4)
+    assert m.pixel_accuracy() == pytest.approx(((pred == target) & valid).sum().item() / valid.sum().item())
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter(tmp_path_factory, fmnist_test):
+    cache = tmp_path_factory.mktemp("scenes")
+    data = SceneData(cache_dir=cache, n_train=64, n_test=24)
+    model, info = train_segmenter(data, SegRecipe(steps=3, batch_size=8, width=4))
+    path = tmp_path_factory.mktemp("w") / "seg.pt"
+    save_segmenter(model, info, path)
+    return path, data
+
+
+@pytest.mark.parametrize("objective", ["em", "adadem"])
+def test_per_pixel_tent_changes_only_bn_affine_and_resets_exactly(tiny_segmenter, objective):
+    path, data = tiny_segmenter
+    model, _ = load_seg_model(path)
+    x, _ = data.split("contrast", "test")
+    ad = make_adapter("tent", copy.deepcopy(model), objective, num_classes=NUM_SEG_CLASSES,
+                      optimizer={"name": "adam", "lr": 1e-2})
+    before = {k: v.clone() for k, v in ad.model.state_dict().items()}
+    out = ad(x[:8])
+    assert out.shape == (8, NUM_SEG_CLASSES, 64, 64)
+    ad(x[8:16])
+    after = ad.model.state_dict()
+    changed = {k for k in before if before[k].shape == after[k].shape and not torch.equal(before[k], after[k])}
+    assert changed and all(".1." in k or ".4." in k for k in changed)           # BatchNorm2d positions only
+    assert all(k.endswith(("weight", "bias")) for k in changed)
+    if objective == "adadem":
+        assert ad.objective.bank.shape == (NUM_SEG_CLASSES, NUM_SEG_CLASSES) and int(ad.objective.num_updates) == 2
+    ad.reset()
+    assert all(torch.equal(before[k], v) for k, v in ad.model.state_dict().items() if k in before)
+
+
+def _cfg(protocol="continual", objective="adadem"):
+    return SegTTAConfig("tent", objective, protocol, ("fog", "contrast", "snow"), 8, 16, "adam", 1e-3)
+
+
+def test_runner_records_every_domain_and_resumes_a_killed_stream_exactly(tiny_segmenter, tmp_path):
+    path, data = tiny_segmenter
+    model, _ = load_seg_model(path)
+    straight = run_seg_tta(_cfg(), 0, ResultStore(tmp_path / "a.sqlite"), model, data)
+    assert [r["domain"] for r in straight] == ["fog", "contrast", "snow"]
+    st = ResultStore(tmp_path / "b.sqlite")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(rec):
+        if rec["position"] == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_seg_tta(_cfg(), 0, st, model, data, progress=kill_after_first)
+    assert len(st.get_records(SEG_RECORD)) == 1 and st.load_state(_cfg().hash, 0) is not None
+    resumed = run_seg_tta(_cfg(), 0, st, model, data)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rs]  # noqa: E731
+    assert strip(resumed) == strip(straight)
+    # single-domain resets: each domain equals a fresh adapter's run on it alone
+    single = run_seg_tta(_cfg("single"), 0, st, model, data)
+    alone = SegTTAConfig("tent", "adadem", "single", ("contrast",), 8, 16, "adam", 1e-3)
+    one = run_seg_tta(alone, 0, st, model, data)
+    assert single[1]["miou"] != straight[1]["miou"] or single[1]["iou"] != straight[1]["iou"]
+    assert one[0]["n"] == single[1]["n"]
+
+
+def test_unsupported_hosts_and_domains_are_refused(tiny_segmenter, tmp_path):
+    with pytest.raises(UsageError, match="selects whole samples by entropy"):
+        SegTTAConfig("eta")
+    with pytest.raises(UsageError, match="unknown domain"):
+        SegTTAConfig("tent", corruptions=("fogg",))
+    res = CliRunner().invoke(app, ["seg-tta", "--methods", "eta", "--store", str(tmp_path / "s.sqlite")])
+    assert res.exit_code == 2 and "eta" in res.output
+    res = CliRunner().invoke(app, ["seg-tta", "--weights", str(tmp_path / "none.pt"),
+                                   "--store", str(tmp_path / "s.sqlite")])
+    assert res.exit_code == 1 and "no segmentation checkpoint" in res.output
+
+
+def test_cli_and_report(tiny_segmenter, tmp_path):
+    path, data = tiny_segmenter
+    args = ["seg-tta", "--weights", str(path), "--corruptions", "fog,contrast", "--n-per-domain", "8",
+            "--batch-size", "8", "--seeds", "0", "--protocols", "single", "--store", str(tmp_path / "s.sqlite"),
+            "--cache-dir", str(data.cache_dir), "--figure", str(tmp_path / "maps.png")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "maps.png").read_bytes()[:4] == b"\x89PNG"
+    res = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    table = (tmp_path / "r" / "seg_table.md").read_text()
+    for label in ("source", "bn", "tent+em", "tent+adadem"):
+        assert f"| {label} |" in table
+    assert list(itertools.islice(table.splitlines(), 1))[0].startswith("| protocol | method | mean mIoU")
