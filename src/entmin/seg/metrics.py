@@ -5,6 +5,7 @@ pixels), so a whole domain costs O(pixels) and the metrics are exact sums, indep
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -52,4 +53,4 @@ class SegMetrics:
 
     def summary(self) -> dict[str, object]:
         return {"miou": self.miou(), "pixel_accuracy": self.pixel_accuracy(),
-                "iou": [None if v != v else round(float(v), 6) for v in self.iou()]}
+                "iou": [None if math.isnan(v) else round(v, 6) for v in self.iou().tolist()]}

@@ -48,8 +48,8 @@ def seg_table_markdown(records: dict[str, dict[str, Any]]) -> str:
         base = em.get((protocol, label.split("+")[0])) if "+" in label and not label.endswith("+em") else None
         delta = f"{100 * (np.mean(per_seed) - base):+.1f}" if base is not None else "–"
         cells = [f"{100 * v:.1f}" for v in per_dom] if doms == domains else ["?"] * len(domains)
-        lines.append("| " + " | ".join([protocol, label, f"{100 * np.mean(per_seed):.1f} ± "
-                                        f"{100 * np.std(per_seed):.1f} (n={len(per_seed)})", delta, *cells]) + " |")
+        mean = f"{100 * np.mean(per_seed):.1f} ± {100 * np.std(per_seed):.1f} (n={len(per_seed)})"
+        lines.append("| " + " | ".join([protocol, label, mean, delta, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -50,9 +50,9 @@ def make_scenes(images: torch.Tensor, labels: torch.Tensor, n: int, *, size: int
         rng = np.random.default_rng([seed, i])
         for _ in range(int(rng.integers(1, max_objects + 1))):
             j = int(rng.integers(len(images)))
-            side = min(size, max(8, int(round(h * rng.uniform(*SCALES)))))
+            side = min(size, max(8, round(h * rng.uniform(*SCALES))))
             g = F.interpolate(images[j:j + 1], size=(side, side), mode="bilinear", align_corners=False)[0, 0]
-            top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+            top, left = rng.integers(0, size - side + 1, size=2).tolist()
             ink = g > INK
             patch_x, patch_y = x[i, 0, top:top + side, left:left + side], y[i, top:top + side, left:left + side]
             patch_x[ink] = g[ink]
