@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..bench.store import ResultStore
 from ..data.fashion_mnist import load_fashion_mnist
 from ..models.small import build_model
-from ..objectives import AdaDEM, MinEnt, MixEnt, entropy
 from ..utils import atomic_torch_save, seed_everything
+from .losses import SEMI_METHODS, SUPERVISED_LOSSES, StepLogits, TrainingLoss, build_loss
 from .source import augment
 
 __all__ = [
@@ -40,10 +39,9 @@ __all__ = [
     "long_tail_indices",
     "per_class_f1",
     "run_training",
+    "split_training_set",
+    "train_loop",
 ]
-
-SUPERVISED_LOSSES = ("ce", "min_ent", "mix_ent", "label_smoothing")
-SEMI_METHODS = ("supervised", "entmin", "entmin_adadem", "fixmatch", "fixmatch_adadem")
 
 
 @dataclass(frozen=True)
@@ -124,12 +122,63 @@ def per_class_f1(pred: torch.Tensor, y: torch.Tensor, c: int) -> list[float]:
 
 
 @torch.no_grad()
-def _evaluate(model, x, y, device) -> dict[str, Any]:
+def _evaluate(model, x, y, device, num_classes: int) -> dict[str, Any]:
     model.eval()
     pred = torch.cat([model(x[i:i + 1000].to(device)).argmax(1).cpu() for i in range(0, len(x), 1000)])
-    f1 = per_class_f1(pred, y, 10)
+    f1 = per_class_f1(pred, y, num_classes)
     return {"accuracy": float((pred == y).float().mean()), "macro_f1": float(np.mean(f1)), "per_class_f1": f1,
-            "pred_hist": torch.bincount(pred, minlength=10).tolist()}
+            "pred_hist": torch.bincount(pred, minlength=num_classes).tolist()}
+
+
+def split_training_set(cfg: TrainConfig, labels: torch.Tensor, seed: int, g: torch.Generator
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(labelled indices, unlabelled indices or None) of the training set for the config's task."""
+    if cfg.task == "supervised":
+        return torch.randperm(len(labels), generator=g)[: cfg.n_train or len(labels)], None
+    if cfg.task == "semi":
+        lab_idx = labelled_indices(labels, cfg.labels_per_class, seed)
+        mask = torch.ones(len(labels), dtype=torch.bool)
+        mask[lab_idx] = False
+        return lab_idx, torch.nonzero(mask).flatten()
+    # imbalanced: a long-tailed pool; 10% of it labelled, the rest unlabelled
+    pool = long_tail_indices(labels, cfg.imbalance_ratio, seed)
+    pool = pool[torch.randperm(len(pool), generator=g)]
+    n_lab = max(10, len(pool) // 10)
+    return pool[:n_lab], pool[n_lab:]
+
+
+def train_loop(cfg: TrainConfig, model: torch.nn.Module, loss_fn: TrainingLoss, xtr: torch.Tensor,
+               ytr: torch.Tensor, lab_idx: torch.Tensor, unl_idx: torch.Tensor | None, g: torch.Generator,
+               device: torch.device, progress: Callable[[str], None] | None = None, seed: int = 0) -> None:
+    """SGD (Nesterov, cosine schedule) on the config's loss; the loss's own parameters (betas) by Adam."""
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    extra = list(loss_fn.parameters())
+    beta_opt = torch.optim.Adam(extra, lr=1e-3) if extra else None
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+    for step in range(cfg.steps):
+        model.train()
+        b = lab_idx[torch.randint(0, len(lab_idx), (cfg.batch_size,), generator=g)]
+        xl, yl = augment(xtr[b], g).to(device), ytr[b].to(device)
+        if not loss_fn.unlabelled:
+            out = StepLogits(model(xl), yl)
+        else:
+            u = unl_idx[torch.randint(0, len(unl_idx), (cfg.batch_size * cfg.unlabelled_ratio,), generator=g)]
+            views = [xl, augment(xtr[u], g).to(device)]
+            if loss_fn.strong_view:
+                views.append(strong_augment(xtr[u], g).to(device))
+            parts = model(torch.cat(views)).split([len(v) for v in views])
+            out = StepLogits(parts[0], yl, parts[1], parts[2] if len(parts) > 2 else None)
+        loss = loss_fn(out)
+        opt.zero_grad(set_to_none=True)
+        if beta_opt is not None:
+            beta_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if beta_opt is not None:
+            beta_opt.step()
+        sched.step()
+        if progress and (step + 1) % max(1, cfg.steps // 5) == 0:
+            progress(f"{cfg.task}/{cfg.loss} seed {seed}: step {step + 1}/{cfg.steps} loss {loss.item():.3f}")
 
 
 def run_training(cfg: TrainConfig, seed: int, *, data_dir: str | None = None, device: str | torch.device = "cpu",
@@ -149,85 +198,26 @@ def run_training(cfg: TrainConfig, seed: int, *, data_dir: str | None = None, de
     xte, yte = load_fashion_mnist("test", data_dir)
     if cfg.n_test:
         xte, yte = xte[: cfg.n_test], yte[: cfg.n_test]
-    unl_idx = None
-    if cfg.task == "supervised":
-        lab_idx = torch.randperm(len(xtr), generator=g)[: cfg.n_train or len(xtr)]
-    elif cfg.task == "semi":
-        lab_idx = labelled_indices(ytr, cfg.labels_per_class, seed)
-        mask = torch.ones(len(xtr), dtype=torch.bool)
-        mask[lab_idx] = False
-        unl_idx = torch.nonzero(mask).flatten()
-    else:  # imbalanced: a long-tailed pool; 10% of it labelled, the rest unlabelled
-        pool = long_tail_indices(ytr, cfg.imbalance_ratio, seed)
-        pool = pool[torch.randperm(len(pool), generator=g)]
-        n_lab = max(10, len(pool) // 10)
-        lab_idx, unl_idx = pool[:n_lab], pool[n_lab:]
-    model = build_model(cfg.model).to(device)
-    groups = [{"params": model.parameters()}]
-    sup_loss = None
-    if cfg.task == "supervised" and cfg.loss in ("min_ent", "mix_ent"):
-        sup_loss = (MinEnt(1.0, 0.1) if cfg.loss == "min_ent" else MixEnt(1.0, 0.1)).to(device)
-    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    beta_opt = torch.optim.Adam(sup_loss.parameters(), lr=1e-3) if sup_loss is not None else None
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    adadem = AdaDEM(10).to(device) if cfg.loss.endswith("adadem") else None
+    num_classes = int(max(ytr.max(), yte.max())) + 1
+    lab_idx, unl_idx = split_training_set(cfg, ytr, seed, g)
+    model = build_model(cfg.model, num_classes).to(device)
+    loss_fn = build_loss(cfg.loss, num_classes, unsup_weight=cfg.unsup_weight, threshold=cfg.threshold).to(device)
     t0 = time.time()
-    for step in range(cfg.steps):
-        model.train()
-        b = lab_idx[torch.randint(0, len(lab_idx), (cfg.batch_size,), generator=g)]
-        xl, yl = augment(xtr[b], g).to(device), ytr[b].to(device)
-        if cfg.task == "supervised":
-            logits = model(xl)
-            if cfg.loss == "ce":
-                loss = F.cross_entropy(logits, yl)
-            elif cfg.loss == "label_smoothing":
-                loss = F.cross_entropy(logits, yl, label_smoothing=0.1)
-            else:
-                loss = sup_loss(logits, yl).mean()
-        else:
-            u = unl_idx[torch.randint(0, len(unl_idx), (cfg.batch_size * cfg.unlabelled_ratio,), generator=g)]
-            xu_raw = xtr[u]
-            xu_w = augment(xu_raw, g).to(device)
-            if cfg.loss.startswith("fixmatch"):
-                xu_s = strong_augment(xu_raw, g).to(device)
-                logits = model(torch.cat([xl, xu_w, xu_s]))
-                ll, lw, ls = logits.split([len(xl), len(xu_w), len(xu_s)])
-            else:
-                logits = model(torch.cat([xl, xu_w]))
-                ll, lw = logits.split([len(xl), len(xu_w)])
-            loss = F.cross_entropy(ll, yl)
-            if cfg.loss == "entmin":
-                loss = loss + cfg.unsup_weight * entropy(lw).mean()
-            elif cfg.loss == "entmin_adadem":
-                loss = loss + cfg.unsup_weight * adadem(lw).mean()
-            elif cfg.loss.startswith("fixmatch"):
-                with torch.no_grad():
-                    pw = torch.softmax(lw.detach(), 1)
-                    conf, pseudo = pw.max(1)
-                    keep = (conf >= cfg.threshold).float()
-                loss = loss + (F.cross_entropy(ls, pseudo, reduction="none") * keep).mean()
-                if cfg.loss == "fixmatch_adadem":
-                    loss = loss + cfg.unsup_weight * adadem(lw).mean()
-        opt.zero_grad(set_to_none=True)
-        if beta_opt is not None:
-            beta_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if beta_opt is not None:
-            beta_opt.step()
-        sched.step()
-        if progress and (step + 1) % max(1, cfg.steps // 5) == 0:
-            progress(f"{cfg.task}/{cfg.loss} seed {seed}: step {step + 1}/{cfg.steps} loss {loss.item():.3f}")
-    res = _evaluate(model, xte, yte, device)
+    train_loop(cfg, model, loss_fn, xtr, ytr, lab_idx, unl_idx, g, device, progress, seed)
+    res = _evaluate(model, xte, yte, device, num_classes)
     res.update(seed=seed, config=json.loads(cfg.key), seconds=round(time.time() - t0, 1),
                n_labelled=len(lab_idx), n_unlabelled=0 if unl_idx is None else len(unl_idx))
-    if sup_loss is not None:
-        res["betas"] = [round(float(v), 4) for v in sup_loss.betas().detach()]
+    if hasattr(loss_fn, "betas"):
+        res["betas"] = [round(float(v), 4) for v in loss_fn.betas().detach()]
     if checkpoint_dir is not None:
-        digest = hashlib.sha1(cfg.key.encode()).hexdigest()[:10]
-        path = Path(checkpoint_dir) / f"{cfg.task}-{cfg.loss}-{digest}-seed{seed}.pt"
-        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-        res["checkpoint"] = str(path)
+        res["checkpoint"] = str(_save_weights(model, cfg, seed, Path(checkpoint_dir)))
     if store is not None:
         store.put_record(kind, key, res)
     return res
+
+
+def _save_weights(model: torch.nn.Module, cfg: TrainConfig, seed: int, folder: Path) -> Path:
+    digest = hashlib.sha1(cfg.key.encode()).hexdigest()[:10]
+    path = folder / f"{cfg.task}-{cfg.loss}-{digest}-seed{seed}.pt"
+    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    return path
