@@ -62,11 +62,13 @@ def register(app: typer.Typer) -> None:
                 weights: Path | None = typer.Option(None, help="segmenter checkpoint (default: the committed one)"),
                 store: Path = typer.Option(Path("results/seg.sqlite"), help="results store"),
                 figure: Path | None = typer.Option(None, help="also draw predicted maps (source, tent+em, "
-                                                              "tent+adadem) on the first domain"),
+                                                              "tent+adadem) on --figure-domain"),
+                figure_domain: str = typer.Option("fog", help="domain of the predicted-map figure"),
                 data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
         """Source-only, BN and Tent (EM vs AdaDEM per pixel) on the corrupted scenes; `entmin report --store`
         writes the mIoU table."""
         from ..bench.store import ResultStore
+        from ..errors import UsageError
         from ..seg import SceneData
         from ..seg.train import load_seg_model
         from ..seg.tta import SegTTAConfig, run_seg_tta
@@ -95,7 +97,9 @@ def register(app: typer.Typer) -> None:
                     if skipped:
                         advance(skipped)
         if figure is not None:
-            _figure(model, data, domains[0], lr, batch_size, figure)
+            if figure_domain not in (*CORRUPTIONS, "clean"):
+                raise UsageError(f"--figure-domain {figure_domain!r} is not clean or a corruption")
+            _figure(model, data, figure_domain, lr, batch_size, figure)
         console.print(f"done: {len(configs)} configurations x {len(seeds)} seeds in {store}")
 
 
