@@ -155,4 +155,4 @@ def test_cli_and_report(tiny_segmenter, tmp_path):
     table = (tmp_path / "r" / "seg_table.md").read_text()
     for label in ("source", "bn", "tent+em", "tent+adadem"):
         assert f"| {label} |" in table
-    assert table.splitlines()[0].startswith("| protocol | method | mean mIoU")
+    assert table.splitlines()[0].startswith("| protocol | method | lr | mean mIoU")

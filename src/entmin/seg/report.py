@@ -40,16 +40,18 @@ def seg_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     if not rows:
         return ""
     order = {"source": 0, "bn": 1}
-    rows.sort(key=lambda r: (r[0], order.get(r[1], 2), r[1]))
-    em = {(r[0], r[1].split("+")[0]): np.mean(r[3]) for r in rows if r[1].endswith("+em")}
-    head = ["protocol", "method", "mean mIoU", "Δ vs EM"] + [_short(d) for d in domains]
+    rows.sort(key=lambda r: (r[0], order.get(r[1], 2), r[2]["lr"], r[1]))
+    em = {(r[0], r[1].split("+")[0], r[2]["lr"]): np.mean(r[3]) for r in rows if r[1].endswith("+em")}
+    head = ["protocol", "method", "lr", "mean mIoU", "Δ vs EM"] + [_short(d) for d in domains]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for protocol, label, _cfg, per_seed, per_dom, doms in rows:
-        base = em.get((protocol, label.split("+")[0])) if "+" in label and not label.endswith("+em") else None
+    for protocol, label, cfg, per_seed, per_dom, doms in rows:
+        host = label.split("+")[0]
+        base = em.get((protocol, host, cfg["lr"])) if "+" in label and not label.endswith("+em") else None
+        lr = f"{cfg['lr']:g}" if host not in ("source", "bn") else "–"
         delta = f"{100 * (np.mean(per_seed) - base):+.1f}" if base is not None else "–"
         cells = [f"{100 * v:.1f}" for v in per_dom] if doms == domains else ["?"] * len(domains)
         mean = f"{100 * np.mean(per_seed):.1f} ± {100 * np.std(per_seed):.1f} (n={len(per_seed)})"
-        lines.append("| " + " | ".join([protocol, label, mean, delta, *cells]) + " |")
+        lines.append("| " + " | ".join([protocol, label, lr, mean, delta, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
