@@ -9,7 +9,9 @@ from .common import handle_errors
 
 __all__ = ["extras_status", "register"]
 
-EXTRAS = ("optuna", "ray", "timm", "torchvision", "imagecorruptions")
+EXTRAS = ("optuna", "ray", "timm", "torchvision", "imagecorruptions", "stable-baselines3", "minigrid",
+          "open_clip_torch")
+_MODULES = {"stable-baselines3": "stable_baselines3", "open_clip_torch": "open_clip"}
 
 
 def extras_status() -> dict[str, str | None]:
@@ -32,12 +34,14 @@ def extras_status() -> dict[str, str | None]:
             out[pkg] = v if frost_source() != "procedural" else f"{v} (frost photos not used)"
             continue
         try:
-            if pkg in ("timm", "torchvision"):
+            if pkg in ("timm", "torchvision", "open_clip_torch"):   # all three import torchvision: the shim
                 from ..models.zoo import import_vision_library
 
+                import_vision_library("torchvision")
+            if pkg in ("timm", "torchvision"):
                 import_vision_library(pkg)
             else:
-                importlib.import_module(pkg)
+                importlib.import_module(_MODULES.get(pkg, pkg))
             out[pkg] = v
         except Exception as e:
             out[pkg] = f"broken: {str(e).splitlines()[0][:160]}"
