@@ -58,6 +58,7 @@ def test_info_reports_versions_and_optional_extras():
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["torch"] == torch.__version__
-    assert set(d["optional"]) == {"optuna", "ray", "timm", "torchvision", "imagecorruptions"}
+    assert set(d["optional"]) == {"optuna", "ray", "timm", "torchvision", "imagecorruptions", "stable-baselines3",
+                                  "minigrid", "open_clip_torch"}
     assert d["optional"]["optuna"] is not None  # a test dependency (the dev extra)
     assert d["checkpoints"]["fmnist_cnn.json"] > 0.9
