@@ -27,7 +27,7 @@ SEG_CHECKPOINT = CHECKPOINT_DIR / "seg_unet.pt"
 
 @dataclass(frozen=True)
 class SegRecipe:
-    steps: int = 800
+    steps: int = 2400
     batch_size: int = 24
     lr: float = 2e-3
     weight_decay: float = 1e-4
