@@ -241,6 +241,9 @@ def test_a_checkpoint_of_another_config_is_not_reused(tmp_path):
     (["--tau", "1.2"], "--tau/--alpha apply to objective 'dem' only"),
     (["--timesteps-scale", "0"], "--timesteps-scale must be > 0"),
     (["--checkpoint-every", "1000"], "checkpoint_every must be a positive multiple of the rollout size 1024"),
+    (["--seeds", "-1"], "seeds must be >= 0"),
+    (["--max-timesteps", "0"], "--max-timesteps must be >= 1"),
+    (["--device", "cuda:7"], "CUDA is not available"),
 ])
 def test_bad_requests_are_one_line_usage_errors(tmp_path, args, needle):
     res = CliRunner().invoke(app, ["rl", "--store", str(tmp_path / "s.sqlite"), *args])

@@ -137,6 +137,8 @@ def test_unsupported_hosts_and_domains_are_refused(tiny_segmenter, tmp_path):
         SegTTAConfig("tent", corruptions=("fogg",))
     res = CliRunner().invoke(app, ["seg-tta", "--methods", "eta", "--store", str(tmp_path / "s.sqlite")])
     assert res.exit_code == 2 and "eta" in res.output
+    res = CliRunner().invoke(app, ["seg-tta", "--n-per-domain", "0", "--store", str(tmp_path / "s.sqlite")])
+    assert res.exit_code == 2 and "--n-per-domain and --batch-size must be >= 1" in res.output
     res = CliRunner().invoke(app, ["seg-tta", "--weights", str(tmp_path / "none.pt"),
                                    "--store", str(tmp_path / "s.sqlite")])
     assert res.exit_code == 1 and "no segmentation checkpoint" in res.output

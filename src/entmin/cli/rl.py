@@ -63,6 +63,15 @@ def register(app: typer.Typer) -> None:
         require_rl_extra()
         if jobs < 1 or evals < 1:
             raise UsageError("--jobs and --evals must be >= 1")
+        if any(s < 0 for s in seeds):
+            raise UsageError(f"seeds must be >= 0, got {', '.join(map(str, seeds))}")
+        if max_timesteps is not None and not max_timesteps >= 1:
+            raise UsageError(f"--max-timesteps must be >= 1, got {max_timesteps:g}")
+        if not ent_coef >= 0:
+            raise UsageError(f"--ent-coef must be >= 0, got {ent_coef}")
+        from ..utils import resolve_device
+
+        device = str(resolve_device(device))
         names = list(MINIGRID_ENVS) if "all" in envs else [resolve_env(e) for e in envs]
         options: dict[str, float] = {k: v for k, v in (("tau", tau), ("alpha", alpha)) if v is not None}
         if options and objectives != ["dem"]:

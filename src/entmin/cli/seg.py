@@ -74,6 +74,8 @@ def register(app: typer.Typer) -> None:
         from ..seg.train import load_seg_model
         from ..seg.tta import SegTTAConfig, run_seg_tta
 
+        if n_per_domain < 1 or batch_size < 1 or not lr > 0 or any(s < 0 for s in seeds):
+            raise UsageError("--n-per-domain and --batch-size must be >= 1, --lr > 0 and seeds >= 0")
         set_threads(threads)
         model, meta = load_seg_model(weights)
         data = SceneData(data_dir, cache_dir, **_scene_args(meta))
