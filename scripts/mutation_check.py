@@ -47,6 +47,8 @@ M = [
  ("IoU union double-counts", "src/entmin/seg/metrics.py", "union = self.cm.sum(0).double() + self.cm.sum(1).double() - tp", "union = self.cm.sum(0).double() + self.cm.sum(1).double()", "tests/test_seg.py -k looped"),
  ("TPT averages log-probabilities", "src/entmin/tpt/tpt.py", "avg_logp = torch.logsumexp(logp, 0) - math.log(len(sel))", "avg_logp = logp.mean(0)", "tests/test_tpt.py -k averaged"),
  ("TPT episode not reset", "src/entmin/tpt/tpt.py", "        self.reset()\n        opt", "        opt", "tests/test_tpt.py -k scratch"),
+ ("UDA resume loses the data stream", "src/entmin/seg/uda.py", "        g.set_state(st[\"generator\"])", "        pass", "tests/test_seg.py -k uda_resumes"),
+ ("AdvEnt adversarial term off", "src/entmin/seg/uda.py", "            loss = loss + cfg.lambda_adv * _bce(", "            loss = loss + 0 * _bce(", "tests/test_seg.py -k really_act"),
  ("training loss weight", "src/entmin/training/losses.py", "return super().forward(out) + self.unsup_weight * self.adadem(out.weak).mean()", "return super().forward(out) + 1.01 * self.unsup_weight * self.adadem(out.weak).mean()", "tests/test_training.py -k pinned"),
 ]
 

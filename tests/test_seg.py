@@ -46,7 +46,8 @@ def test_scene_cache_is_keyed_and_checked(tmp_path, fmnist_test):
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     x2, y2 = data.split("clean", "test")
     assert torch.equal(x2, x) and torch.equal(y2, y)
-    with pytest.raises(UsageError, match="unknown target domain 'fogg'"):
+    assert torch.equal(data.split("inverted", "test")[0], 1 - x)
+    with pytest.raises(UsageError, match="unknown target domain .fogg."):
         data.split("fogg", "test")
 
 
@@ -158,3 +159,65 @@ def test_cli_and_report(tiny_segmenter, tmp_path):
     for label in ("source", "bn", "tent+em", "tent+adadem"):
         assert f"| {label} |" in table
     assert table.splitlines()[0].startswith("| protocol | method | lr | mean mIoU")
+
+
+# ----- UDA -------------------------------------------------------------------------------------------------------
+def _uda(method="minent", objective="adadem", **kw):
+    from entmin.seg.uda import UDAConfig
+    return UDAConfig(method, objective, steps=kw.pop("steps", 4), batch_size=4, checkpoint_every=2, **kw)
+
+
+@pytest.mark.parametrize(("method", "objective"), [("minent", "adadem"), ("advent", "adadem")])
+def test_uda_resumes_a_killed_run_to_the_same_weights(tiny_segmenter, tmp_path, method, objective):
+    from entmin.seg.uda import UDA_RECORD, run_uda
+    path, data = tiny_segmenter
+    model, _ = load_seg_model(path)
+    straight = run_uda(_uda(method, objective), 0, ResultStore(tmp_path / "a.sqlite"), model, data)
+    st = ResultStore(tmp_path / "b.sqlite")
+
+    class Killed(Exception):
+        pass
+
+    def kill(step):
+        raise Killed
+
+    with pytest.raises(Killed):
+        run_uda(_uda(method, objective), 0, st, model, data, progress=kill)
+    assert not st.get_records(UDA_RECORD)
+    resumed = run_uda(_uda(method, objective), 0, st, model, data)
+    assert resumed["resumed_from"] == 2 and resumed["weights_sha256"] == straight["weights_sha256"]
+    assert resumed["miou"] == straight["miou"]
+
+
+def test_uda_terms_really_act(tiny_segmenter, tmp_path):
+    """The objective and the adversarial term each change the trained weights; the source model is untouched."""
+    from entmin.seg.uda import run_uda
+    path, data = tiny_segmenter
+    model, _ = load_seg_model(path)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    st = ResultStore(tmp_path / "s.sqlite")
+    runs = {(m, o): run_uda(_uda(m, o), 0, st, model, data)["weights_sha256"]
+            for m, o in (("source", "em"), ("minent", "em"), ("minent", "adadem"), ("advent", "none"))}
+    assert len(set(runs.values())) == 4
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(UsageError, match="unknown UDA method"):
+        _uda("adda")
+    with pytest.raises(UsageError, match="minent needs an objective"):
+        _uda("minent", "none")
+
+
+def test_uda_cli_and_report(tiny_segmenter, tmp_path):
+    path, data = tiny_segmenter
+    store = tmp_path / "u.sqlite"
+    res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--steps", "2", "--batch-size", "4",
+                                   "--seeds", "0", "--store", str(store), "--cache-dir", str(data.cache_dir)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    table = (tmp_path / "r" / "seg_uda_table.md").read_text()
+    for label in ("source only (no adaptation)", "source fine-tuning", "MinEnt |", "MinEnt+adadem", "AdvEnt |",
+                  "AdvEnt+adadem"):
+        assert label in table, label
+    res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--target", "sepia",
+                                   "--store", str(store), "--cache-dir", str(data.cache_dir)])
+    assert res.exit_code == 2 and "unknown target domain 'sepia'" in res.output

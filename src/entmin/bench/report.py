@@ -84,6 +84,12 @@ def write_report(store: ResultStore, out: Path, hashes: set[str] | None = None,
             seg_md = seg_table_markdown(seg)
             (out / "seg_table.md").write_text(seg_md)
             parts.append("Segmentation TTA on the corrupted scenes: mIoU (%)\n\n" + seg_md)
+        if uda := store.get_records("seg-uda"):
+            from ..seg.report import uda_table_markdown
+
+            uda_md = uda_table_markdown(uda, store.get_records("seg-uda-source"))
+            (out / "seg_uda_table.md").write_text(uda_md)
+            parts.append("Segmentation UDA (clean scenes -> target): target mIoU (%)\n\n" + uda_md)
         for task in TRAINING_TASKS:
             if recs := store.get_records(f"train:{task}"):
                 md = training_table_markdown(recs)

@@ -16,6 +16,7 @@ app = typer.Typer(help="entmin: entropy minimisation toolkit (objectives, test-t
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 for group in (bench, data, training, estimate, rl, seg, info):
     group.register(app)
+seg.register_uda(app)
 
 
 def main() -> None:

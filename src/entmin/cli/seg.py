@@ -110,6 +110,60 @@ def register(app: typer.Typer) -> None:
         console.print(f"done: {len(configs)} configurations x {len(seeds)} seeds in {store}")
 
 
+def register_uda(app: typer.Typer) -> None:
+    @app.command("seg-uda")
+    @handle_errors
+    def seg_uda(methods: Items = typer.Option("source,minent,advent", parser=comma_list(str, ("source", "minent",
+                                                                                               "advent")),
+                                              help="source (fine-tuning baseline), minent, advent", metavar="NAME,..."),
+                objectives: Items = typer.Option("em,adadem", parser=comma_list(str, tuple(OBJECTIVES)),
+                                                 help="minent: its objective; advent: plain, plus each non-em one "
+                                                      "added", metavar="NAME,..."),
+                target: str = typer.Option("inverted", help="target domain (inverted, or a corruption)"),
+                seeds: Items = typer.Option("0,1,2", parser=comma_list(int), help="seeds", metavar="INT,..."),
+                steps: int = typer.Option(1000, help="training steps"),
+                batch_size: int = typer.Option(16, help="source and target scenes per step"),
+                lambda_ent: float = typer.Option(0.1, help="weight of the objective on target pixels"),
+                lambda_adv: float = typer.Option(0.01, help="weight of AdvEnt's adversarial term"),
+                checkpoint_every: int = typer.Option(250, help="steps between exactly resumable checkpoints"),
+                weights: Path | None = typer.Option(None, help="source segmenter (default: the committed one)"),
+                store: Path = typer.Option(Path("results/seg_uda.sqlite"), help="results store"),
+                data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
+        """UDA from clean scenes to a target domain: MinEnt (EM replaced by the objective) and AdvEnt (the
+        objective added), ADVENT's two methods; `entmin report --store` writes the target mIoU table."""
+        from ..bench.store import ResultStore
+        from ..errors import UsageError
+        from ..seg import SceneData
+        from ..seg.train import evaluate, load_seg_model
+        from ..seg.uda import UDAConfig, run_uda
+
+        if any(s < 0 for s in seeds):
+            raise UsageError("seeds must be >= 0")
+        set_threads(threads)
+        model, meta = load_seg_model(weights)
+        data = SceneData(data_dir, cache_dir, **_scene_args(meta))
+        data.split(target, "test")                      # an unknown target fails here, before any training
+        common = {"target": target, "steps": steps, "batch_size": batch_size, "lambda_ent": lambda_ent,
+                  "lambda_adv": lambda_adv, "checkpoint_every": checkpoint_every,
+                  "weights_sha256": meta["sha256"], "scenes_fingerprint": data.fingerprint}
+        configs = []
+        for m in methods:
+            objs = ["em"] if m == "source" else list(objectives) if m == "minent" else \
+                ["none"] + [o for o in objectives if o != "em"]
+            configs += [UDAConfig(m, o, **common) for o in objs]
+        st = ResultStore(store)
+        xe, ye = data.split(target, "test")
+        base = evaluate(model, xe, ye)
+        st.put_record("seg-uda-source", f"{meta['sha256']}/{data.fingerprint}/{target}",
+                      {"target": target, "label": "source only (no adaptation)", **base}, replace=True)
+        with progress(len(configs) * len(seeds), "uda runs") as advance:
+            for cfg in configs:
+                for seed in seeds:
+                    r = run_uda(cfg, seed, st, model, data)
+                    advance(line=f"{cfg.label} seed {seed}: target mIoU {100 * r['miou']:.1f}")
+        console.print(f"source only: target mIoU {100 * base['miou']:.1f}; results in {store}")
+
+
 def _scene_args(meta: dict[str, Any]) -> dict[str, Any]:
     """The scene parameters the checkpoint was trained with, so that its target scenes match them."""
     scenes = meta.get("scenes", {})

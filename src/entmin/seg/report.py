@@ -11,7 +11,24 @@ import torch
 
 from .scenes import BACKGROUND, NUM_SEG_CLASSES
 
-__all__ = ["seg_maps_figure", "seg_table_markdown"]
+__all__ = ["seg_maps_figure", "seg_table_markdown", "uda_table_markdown"]
+
+
+def uda_table_markdown(records: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]]) -> str:
+    """Target mIoU and pixel accuracy per UDA configuration (mean +- std over seeds), after the source-only row."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records.values():
+        groups[r["config_hash"]].append(r)
+    lines = ["| target | method | steps | target mIoU | pixel accuracy |", "|---|---|---|---|---|"]
+    for s in sources.values():
+        lines.append(f"| {s['target']} | {s['label']} | – | {100 * s['miou']:.1f} | {100 * s['pixel_accuracy']:.1f} |")
+    order = {"source fine-tuning": 0}
+    for recs in sorted(groups.values(), key=lambda rs: (rs[0]["target"], order.get(rs[0]["label"], 1), rs[0]["label"])):
+        m = np.array([r["miou"] for r in recs])
+        a = np.array([r["pixel_accuracy"] for r in recs])
+        lines.append(f"| {recs[0]['target']} | {recs[0]['label']} | {recs[0]['config']['steps']} | "
+                     f"{100 * m.mean():.1f} ± {100 * m.std():.1f} (n={len(m)}) | {100 * a.mean():.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _short(domain: str) -> str:

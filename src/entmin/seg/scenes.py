@@ -27,13 +27,15 @@ from ..data.fashion_mnist import data_fingerprint, load_fashion_mnist
 from ..errors import UsageError
 from ..utils import atomic_write_bytes
 
-__all__ = ["BACKGROUND", "INK", "NUM_SEG_CLASSES", "SCENES_VERSION", "SceneData", "make_scenes"]
+__all__ = ["BACKGROUND", "INK", "NUM_SEG_CLASSES", "SCENES_VERSION", "STYLE_SHIFTS", "SceneData", "make_scenes"]
 
 SCENES_VERSION = 1   # bump when a change here changes any scene pixel or label
 BACKGROUND = 10      # garments keep their Fashion-MNIST label 0-9
 NUM_SEG_CLASSES = 11
 INK = 0.1
 SCALES = (0.75, 1.5)
+# style shifts for domain adaptation (stronger than the corruptions): computed from the clean scenes, not cached
+STYLE_SHIFTS = {"inverted": lambda x: 1.0 - x}
 
 
 def make_scenes(images: torch.Tensor, labels: torch.Tensor, n: int, *, size: int = 64, seed: int = 0,
@@ -83,12 +85,16 @@ class SceneData:
         return self.cache_dir / "fmnist-scenes" / self.fingerprint
 
     def split(self, domain: str = "clean", part: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, label maps) of ``part`` (train: clean only) in ``domain`` (clean or a corruption)."""
+        """(images, label maps) of ``part`` (train or test) in ``domain``: clean, a corruption (at the severity),
+        or a style shift (:data:`STYLE_SHIFTS`, computed from the clean scenes, the UDA targets)."""
         if part not in self.n:
             raise UsageError(f"part must be train or test, got {part!r}")
-        if domain != "clean" and (part == "train" or domain not in CORRUPTIONS):
-            raise UsageError(f"unknown target domain {domain!r}: clean or one of {', '.join(CORRUPTIONS)}"
-                             if part == "test" else "the source (train) scenes are clean only")
+        if domain in STYLE_SHIFTS:
+            x, y = self.split("clean", part)
+            return STYLE_SHIFTS[domain](x), y
+        if domain != "clean" and domain not in CORRUPTIONS:
+            raise UsageError(f"unknown target domain {domain!r}: clean, {', '.join(STYLE_SHIFTS)} or one of "
+                             f"{', '.join(CORRUPTIONS)}")
         path = self._folder() / f"{part}-{domain}.pt"
         blob = _load_checked(path)
         if blob is None:

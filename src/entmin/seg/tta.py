@@ -26,7 +26,7 @@ from ..data.corruptions import CORRUPTIONS
 from ..errors import UsageError
 from ..utils import seed_everything
 from .metrics import SegMetrics
-from .scenes import NUM_SEG_CLASSES, SceneData
+from .scenes import NUM_SEG_CLASSES, STYLE_SHIFTS, SceneData
 
 __all__ = ["SEG_METHODS", "SEG_RECORD", "SegTTAConfig", "run_seg_tta"]
 
@@ -54,9 +54,10 @@ class SegTTAConfig:
                              "samples by entropy and has no per-pixel definition here")
         if self.protocol not in ("single", "continual"):
             raise UsageError(f"protocol must be single or continual, got {self.protocol!r}")
-        bad = [c for c in self.corruptions if c not in CORRUPTIONS and c != "clean"]
+        bad = [c for c in self.corruptions if c not in CORRUPTIONS and c not in ("clean", *STYLE_SHIFTS)]
         if bad:
-            raise UsageError(f"unknown domain(s) {', '.join(bad)}: clean or one of {', '.join(CORRUPTIONS)}")
+            raise UsageError(f"unknown domain(s) {', '.join(bad)}: clean, {', '.join(STYLE_SHIFTS)} or one of "
+                             f"{', '.join(CORRUPTIONS)}")
 
     @property
     def hash(self) -> str:
