@@ -37,6 +37,7 @@ M = [
  ("train-source into package", "src/entmin/cli/training.py", "path = out or Path(\"results/source\") / f\"fmnist_{recipe.model}.pt\"", "path = out or Path(__import__('entmin').models.checkpoints.CHECKPOINT_DIR) / f\"fmnist_{recipe.model}.pt\"", "tests/test_robustness.py -k into_the_package"),
  ("flags lose to config", "src/entmin/cli/bench.py", "            if k not in given:", "            if True:", "tests/test_robustness.py -k explicit_flags"),
  ("RL bonus sign", "src/entmin/rl/policy.py", "return values, log_prob, self.objective(dist.distribution.logits)", "return values, log_prob, -self.objective(dist.distribution.logits)", "tests/test_rl.py -k maximises"),
+ ("RL Adam eps not SB3's", "src/entmin/rl/runner.py", "\"optimizer_kwargs\": {\"fused\": True, \"eps\": 1e-5}}", "\"optimizer_kwargs\": {\"fused\": True}}", "tests/test_rl.py -k exactly_like"),
  ("RL bypass guard off", "src/entmin/rl/policy.py", "        if policy.objective_calls == before:", "        if False:", "tests/test_rl.py -k bypasses"),
  ("RL resume without boundary reset", "src/entmin/rl/runner.py", "        resumed_from = model.num_timesteps\n        _reset_at_boundary(model, seed)", "        resumed_from = model.num_timesteps", "tests/test_rl.py -k sigkill"),
  ("RL evaluation draws from the training RNG", "src/entmin/rl/runner.py", "torch.multinomial(probs, 1, generator=gen)", "torch.multinomial(probs, 1)", "tests/test_rl.py -k random_streams"),

@@ -255,3 +255,36 @@ def test_a_missing_rl_extra_is_named(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "stable_baselines3", None)   # import fails as if not installed
     res = CliRunner().invoke(app, ["rl", "--store", str(tmp_path / "s.sqlite")])
     assert res.exit_code == 2 and "needs the [rl] extra (stable_baselines3 not installed)" in res.output
+
+
+@pytest.mark.parametrize("ent_coef", [0.0, 0.001])
+def test_em_trains_exactly_like_sb3s_own_ppo(ent_coef):
+    """The zoo's PPO built by entmin with the EM bonus (and SB3's default Adam) against SB3's PPO('MlpPolicy')
+    with the same settings and seed: 2 rollouts of training end in the same weights (bit-exact without a bonus,
+    to float tolerance with one: the two entropy formulas round differently)."""
+    import minigrid  # noqa: F401
+    from minigrid.wrappers import FlatObsWrapper
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    import entmin.rl.runner as runner_mod
+
+    torch.set_num_threads(1)
+    cfg = _tiny("em", ent_coef=ent_coef)
+    venv = VecNormalize(make_vec_env(DOORKEY, n_envs=8, seed=0, wrapper_class=FlatObsWrapper), gamma=0.99)
+    ref = PPO("MlpPolicy", venv, n_steps=128, batch_size=64, n_epochs=10, learning_rate=2.5e-4, gamma=0.99,
+              gae_lambda=0.95, clip_range=0.2, ent_coef=ent_coef, seed=0, device="cpu")
+    ref.learn(2048)
+    ours = runner_mod.make_model(cfg, 0)           # built (and seeded) after SB3's run, as SB3's was
+    assert ours.policy.optimizer.defaults["fused"] is True
+    for group in ours.policy.optimizer.param_groups:   # SB3's default single-tensor Adam, for a bitwise match
+        group["fused"] = False
+    ours.learn(2048)
+    a, b = ref.policy.state_dict(), ours.policy.state_dict()
+    assert set(a) <= set(b)
+    for k in a:
+        if ent_coef == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert torch.allclose(a[k], b[k], atol=1e-5), k

@@ -30,6 +30,17 @@ def rl_groups(records: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, An
     return {h: sorted(v, key=lambda r: r["seed"]) for h, v in groups.items()}
 
 
+def _by_env(records: dict[str, dict[str, Any]]) -> dict[tuple[str, int], dict[str, list[dict[str, Any]]]]:
+    """(environment, budget) -> objective label -> that configuration's records. Two configurations that would
+    share a label (e.g. another entropy weight or code version) get their config hash appended, never merged."""
+    out: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    for h, recs in sorted(rl_groups(records).items()):
+        cell = out[(recs[0]["env"], recs[0]["timesteps"])]
+        label = _label(recs[0])
+        cell[label if label not in cell else f"{label} [{h[:6]}]"] = recs
+    return out
+
+
 def _env_order(env: str) -> int:
     return list(MINIGRID_ENVS).index(env) if env in MINIGRID_ENVS else len(MINIGRID_ENVS)
 
@@ -41,10 +52,7 @@ def rl_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     """One row per (environment, budget): each objective's final return, mean +- std over seeds, for the
     deterministic policy (the zoo's evaluation) and the sampling one, and AdaDEM - EM over matched seeds
     (positive: the decoupled bonus did better)."""
-    by_env: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    for recs in rl_groups(records).values():
-        r0 = recs[0]
-        by_env[(r0["env"], r0["timesteps"])][_label(r0)] = recs
+    by_env = _by_env(records)
     objectives = sorted({o for v in by_env.values() for o in v}, key=lambda o: (o != "em", o))
     paired = "em" in objectives and "adadem" in objectives
     head = ["environment", "steps (zoo)"]
@@ -75,9 +83,7 @@ def rl_curves_figure(records: dict[str, dict[str, Any]], path: Path) -> Path:
     plt = pyplot()
     palette = {"em": "#1f77b4", "adadem": "#d62728"}
 
-    panels: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    for recs in rl_groups(records).values():
-        panels[(recs[0]["env"], recs[0]["timesteps"])][_label(recs[0])] = recs
+    panels = _by_env(records)
     keys = sorted(panels, key=lambda k: (_env_order(k[0]), k[1]))
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)

@@ -71,9 +71,11 @@ def make_model(cfg: RLConfig, seed: int, device: str = "cpu"):
     if cfg.normalize:  # the zoo passes its gamma to VecNormalize
         venv = VecNormalize(venv, gamma=cfg.gamma)
     # fused Adam: the same update as SB3's default single-tensor loop, ~1.35x faster end to end on CPU
-    # (BENCHMARKS.md section 15); both objectives use it
+    # (BENCHMARKS.md section 15); both objectives use it. Passing optimizer_kwargs replaces SB3's own default
+    # ({"eps": 1e-5} for Adam), so eps is restated: without it Adam ran with 1e-8 (tests/test_rl.py checks
+    # the trained weights against SB3's PPO)
     policy_kwargs = {"objective": cfg.objective, "objective_options": dict(cfg.objective_options),
-                     "optimizer_kwargs": {"fused": True}}
+                     "optimizer_kwargs": {"fused": True, "eps": 1e-5}}
     return ObjectivePPO(ObjectivePolicy, venv, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
                         n_epochs=cfg.n_epochs, learning_rate=cfg.learning_rate, gamma=cfg.gamma,
                         gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,

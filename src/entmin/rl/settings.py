@@ -17,7 +17,8 @@ from ..errors import UsageError
 __all__ = ["MINIGRID_ENVS", "PAPER_ENT_COEF", "RL_CODE_VERSION", "RLConfig", "resolve_env", "zoo_settings"]
 
 # bump when a change to entmin.rl changes what a run computes: it is part of every RL config hash
-RL_CODE_VERSION = 2  # 2: stochastic-policy evaluation recorded beside the deterministic one
+# 2: stochastic-policy evaluation recorded; 3: Adam eps 1e-5 as in SB3 (versions 1-2 ran with 1e-8)
+RL_CODE_VERSION = 3
 PAPER_ENT_COEF = 0.001
 
 _ZOO_DEFAULTS: dict[str, Any] = {
