@@ -131,6 +131,14 @@ def test_runner_records_every_domain_and_resumes_a_killed_stream_exactly(tiny_se
     assert one[0]["n"] == single[1]["n"]
 
 
+def test_the_key_covers_what_decides_a_run():
+    base = _cfg()
+    for change in ({"lr": 1e-2}, {"objective": "em"}, {"protocol": "single"}, {"n_per_domain": 8},
+                   {"weights_sha256": "x"}, {"scenes_fingerprint": "y"}, {"code_version": 2}):
+        assert SegTTAConfig(**{**base.__dict__, **change}).hash != base.hash, change
+    assert SegTTAConfig(**base.__dict__).hash == base.hash
+
+
 def test_unsupported_hosts_and_domains_are_refused(tiny_segmenter, tmp_path):
     with pytest.raises(UsageError, match="selects whole samples by entropy"):
         SegTTAConfig("eta")

@@ -28,10 +28,12 @@ from ..utils import seed_everything
 from .metrics import SegMetrics
 from .scenes import NUM_SEG_CLASSES, STYLE_SHIFTS, SceneData
 
-__all__ = ["SEG_METHODS", "SEG_RECORD", "SegTTAConfig", "run_seg_tta"]
+__all__ = ["SEG_CODE_VERSION", "SEG_METHODS", "SEG_RECORD", "SegTTAConfig", "run_seg_tta"]
 
 SEG_METHODS = ("source", "bn", "tent")
 SEG_RECORD = "seg"
+# bump when a change here or in the scenes' metrics changes what a run computes: it is part of the config hash
+SEG_CODE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class SegTTAConfig:
     steps: int = 1
     weights_sha256: str = ""
     scenes_fingerprint: str = ""
+    code_version: int = SEG_CODE_VERSION
 
     def __post_init__(self) -> None:
         if self.method not in SEG_METHODS:
@@ -61,7 +64,10 @@ class SegTTAConfig:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        d = asdict(self)
+        if d["code_version"] == 1:   # version 1 stores were written before the field existed: same keys
+            del d["code_version"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:

@@ -59,6 +59,7 @@ class UDAConfig:
     checkpoint_every: int = 250
     weights_sha256: str = ""
     scenes_fingerprint: str = ""
+    code_version: int = 1                 # bump when a change here changes what a run computes
 
     def __post_init__(self) -> None:
         if self.method not in UDA_METHODS:
