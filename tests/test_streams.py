@@ -128,3 +128,29 @@ def test_a_collapsed_stream_is_flagged():
     assert "⚠ collapse in 1" in md
     row["metrics"]["pred_hist"] = [5, 5, 0, 0, 0, 0, 0, 0, 0, 0]
     assert "collapse" not in table_markdown(build_table([row]))
+
+
+def test_per_class_recall_and_windowed_accuracy_from_the_cells(tmp_path, fmnist_test):
+    """A label-shift stream's cells carry per-class counts and hits that add up to the cell's own numbers, and
+    per_class_recall equals recall computed from the model's predictions directly."""
+    from entmin.bench.tables import per_class_recall, windowed_accuracy
+
+    cfg = RunConfig(method="source", protocol="label-shift", delta=0.1, corruptions=("contrast", "fog"),
+                    n_per_domain=64, batch_size=32)
+    cells = run_experiment(cfg, [1], ResultStore(tmp_path / "s.sqlite"), cache_dir=tmp_path / "cache")
+    for c in cells:
+        m = c["metrics"]
+        assert sum(m["class_counts"]) == c["n"] and sum(m["class_correct"]) == c["correct"]
+        assert all(0 <= h <= n for h, n in zip(m["class_correct"], m["class_counts"], strict=True))
+    recall = per_class_recall(cells)
+    counts = [sum(c["metrics"]["class_counts"][k] for c in cells) for k in range(10)]
+    hits = [sum(c["metrics"]["class_correct"][k] for c in cells) for k in range(10)]
+    assert recall == [h / n if n else None for h, n in zip(hits, counts, strict=True)]
+    assert sum(h for h in hits) == sum(c["correct"] for c in cells)
+    m = cells[0]["metrics"]
+    sizes = [32] * len(m["batch_acc"])
+    w = windowed_accuracy(m["batch_acc"], sizes, 2)
+    assert len(w) == len(sizes) - 1 and w[0] == pytest.approx((m["batch_acc"][0] + m["batch_acc"][1]) / 2)
+    old = [{**cells[0], "metrics": {k: v for k, v in m.items() if k != "class_counts"}}]
+    with pytest.raises(ValueError, match="no per-class counts"):
+        per_class_recall(old)

@@ -186,10 +186,12 @@ def _segment_batches(segment: Segment, load, batch_size: int):
 def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], batch_size: int,
                      device: torch.device, num_classes: int) -> dict[str, Any]:
     """Run the adapter over the segment's batches; accuracy, per-batch accuracy, predicted-class histogram,
-    mean entropy, samples selected by the host's filters, SAR recoveries (and per-domain counts when the
+    per-class counts and hits (per-class recall, :func:`~entmin.bench.tables.per_class_recall`), mean entropy, samples selected by the host's filters, SAR recoveries (and per-domain counts when the
     segment mixes domains). uint8 images (decoded folders) become floats in [0, 1] on the device."""
     correct = 0
     hist = torch.zeros(num_classes, dtype=torch.long)
+    true_hist = torch.zeros(num_classes, dtype=torch.long)
+    hit_hist = torch.zeros(num_classes, dtype=torch.long)
     batch_acc, ent_sum, selected, recoveries = [], 0.0, 0, 0
     per_domain: dict[str, list[int]] = {}
     t0 = time.perf_counter()
@@ -205,6 +207,9 @@ def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], b
         correct += c
         batch_acc.append(round(c / len(yb), 4))
         hist += torch.bincount(pred.cpu(), minlength=num_classes)[:num_classes]
+        y_cpu = y.cpu()
+        true_hist += torch.bincount(y_cpu, minlength=num_classes)[:num_classes]
+        hit_hist += torch.bincount(y_cpu[hit.cpu()], minlength=num_classes)[:num_classes]
         if len(runs) > 1 or runs[0][0][0] != segment.domain:
             start = 0
             for (name, _sev), idx in runs:
@@ -222,7 +227,8 @@ def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], b
         recoveries += int(bool(diag.get("recovered", False)))
     wall = time.perf_counter() - t0
     n = len(segment)
-    metrics = {"pred_hist": hist.tolist(), "mean_entropy": ent_sum / n, "selected": selected,
+    metrics = {"pred_hist": hist.tolist(), "class_counts": true_hist.tolist(), "class_correct": hit_hist.tolist(),
+               "mean_entropy": ent_sum / n, "selected": selected,
                "recoveries": recoveries, "batch_acc": batch_acc, "images_per_s": n / max(wall, 1e-9)}
     if per_domain:
         metrics["domains"] = per_domain

@@ -15,8 +15,16 @@ from typing import Any
 
 from .streams import segment_count
 
-__all__ = ["ABBREV", "build_table", "dem_star_table_markdown", "lr_table_markdown", "table_markdown",
-           "write_csv"]
+__all__ = [
+    "ABBREV",
+    "build_table",
+    "dem_star_table_markdown",
+    "lr_table_markdown",
+    "per_class_recall",
+    "table_markdown",
+    "windowed_accuracy",
+    "write_csv",
+]
 
 ABBREV = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impul", "defocus_blur": "Defcs",
           "glass_blur": "Gls", "motion_blur": "Mtn", "zoom_blur": "Zm", "snow": "Snw", "frost": "Frst", "fog": "Fg",
@@ -26,6 +34,35 @@ _METHOD_ORDER = {"source": 0, "bn": 1, "tent": 2, "eta": 3, "eata": 4, "sar": 5,
 _OBJ_ORDER = {"-": 0, "em": 1, "dem": 2, "cadf": 3, "adadem_norm": 4, "adadem_mec": 5, "adadem_v": 6, "adadem": 7}
 # configuration fields that a table shows in its own columns (everything else that varies gets a column)
 _SHOWN = {"method", "objective", "objective_options", "lr", "model", "protocol", "corruptions"}
+
+
+def per_class_recall(cells: list[dict[str, Any]]) -> list[float | None]:
+    """Recall of each true class over ``cells`` (a stream's cells of one seed): hits / count, summed over the
+    cells; None for a class that never occurred. Under label shift the mean accuracy hides a class the adapted
+    model has stopped predicting; its recall does not. Cells written before entmin recorded class counts
+    raise ``ValueError`` (no silent zero)."""
+    counts = correct = None
+    for c in cells:
+        m = c["metrics"]
+        if "class_counts" not in m:
+            raise ValueError(f"cell {c.get('domain')} of {c.get('config_hash')} has no per-class counts "
+                             "(written by an older entmin): rerun it into a new store")
+        counts = m["class_counts"] if counts is None else [a + b for a, b in zip(counts, m["class_counts"], strict=True)]
+        correct = m["class_correct"] if correct is None else [a + b for a, b in
+                                                              zip(correct, m["class_correct"], strict=True)]
+    return [h / n if n else None for h, n in zip(correct or [], counts or [], strict=True)]
+
+
+def windowed_accuracy(batch_acc: list[float], batch_sizes: list[int], window: int) -> list[float]:
+    """Accuracy over a sliding window of ``window`` batches (weighted by batch size), one value per position
+    from the window's end: how accuracy moves along a stream, less noisy than per batch."""
+    if window < 1 or len(batch_acc) != len(batch_sizes):
+        raise ValueError("window must be >= 1 and there must be one size per batch accuracy")
+    hits = [a * n for a, n in zip(batch_acc, batch_sizes, strict=True)]
+    out = []
+    for end in range(window, len(hits) + 1):
+        out.append(sum(hits[end - window:end]) / sum(batch_sizes[end - window:end]))
+    return out
 
 
 def _domain_accuracy(cells: list[dict[str, Any]]) -> dict[str, float]:
