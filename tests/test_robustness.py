@@ -239,7 +239,7 @@ def test_every_imported_package_is_declared():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = " ".join(meta["dependencies"] + [d for ds in meta["optional-dependencies"].values() for d in ds])
     names = {re.split(r"[<>=\[ ;]", d)[0].lower() for d in declared.split()}
-    dist = {"PIL": "pillow", "yaml": "pyyaml"}
+    dist = {"PIL": "pillow", "yaml": "pyyaml", "stable_baselines3": "stable-baselines3", "open_clip": "open_clip_torch"}
     missing = {m for m in _third_party_imports() if dist.get(m, m).lower() not in names}
     assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
 
