@@ -84,8 +84,9 @@ class EntMin(SemiSupervised):
         return super().forward(out) + self.unsup_weight * entropy(out.weak).mean()
 
 
-class EntMinAdaDEM(SemiSupervised):
-    """Ent. Min. with its EM term replaced by AdaDEM (same weight; the bank persists over training)."""
+class _PlusAdaDEM(TrainingLoss):
+    """Adds w * mean AdaDEM on the weak unlabelled view to the loss it is mixed into (the bank persists over
+    training, one module per run)."""
 
     def __init__(self, num_classes: int, unsup_weight: float = 0.3, threshold: float = 0.95) -> None:
         super().__init__(num_classes, unsup_weight, threshold)
@@ -93,6 +94,10 @@ class EntMinAdaDEM(SemiSupervised):
 
     def forward(self, out: StepLogits) -> torch.Tensor:
         return super().forward(out) + self.unsup_weight * self.adadem(out.weak).mean()
+
+
+class EntMinAdaDEM(_PlusAdaDEM, SemiSupervised):
+    """Ent. Min. with its EM term replaced by AdaDEM (same weight): CE + w * mean AdaDEM."""
 
 
 class FixMatch(SemiSupervised):
@@ -108,15 +113,8 @@ class FixMatch(SemiSupervised):
         return F.cross_entropy(out.labelled, out.targets) + consistency
 
 
-class FixMatchAdaDEM(FixMatch):
+class FixMatchAdaDEM(_PlusAdaDEM, FixMatch):
     """FixMatch + w * mean AdaDEM on the weak view (AdaDEM added, App. B.2)."""
-
-    def __init__(self, num_classes: int, unsup_weight: float = 0.3, threshold: float = 0.95) -> None:
-        super().__init__(num_classes, unsup_weight, threshold)
-        self.adadem = AdaDEM(num_classes)
-
-    def forward(self, out: StepLogits) -> torch.Tensor:
-        return super().forward(out) + self.unsup_weight * self.adadem(out.weak).mean()
 
 
 LOSSES: dict[str, type[TrainingLoss]] = {
