@@ -34,14 +34,13 @@ def extras_status() -> dict[str, str | None]:
             out[pkg] = v if frost_source() != "procedural" else f"{v} (frost photos not used)"
             continue
         try:
+            module = _MODULES.get(pkg, pkg)
             if pkg in ("timm", "torchvision", "open_clip_torch"):   # all three import torchvision: the shim
                 from ..models.zoo import import_vision_library
 
-                import_vision_library("torchvision")
-            if pkg in ("timm", "torchvision"):
-                import_vision_library(pkg)
+                import_vision_library(module)
             else:
-                importlib.import_module(_MODULES.get(pkg, pkg))
+                importlib.import_module(module)
             out[pkg] = v
         except Exception as e:
             out[pkg] = f"broken: {str(e).splitlines()[0][:160]}"

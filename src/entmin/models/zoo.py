@@ -81,24 +81,25 @@ SHIM_ENV = "ENTMIN_NO_TORCHVISION_SHIM"
 
 
 def import_vision_library(lib: str):
-    """Import ``timm`` or ``torchvision``, or fail with one line.
+    """Import ``timm``, ``torchvision`` or ``open_clip`` (TPT's CLIP models), or fail with one line.
 
     PyPI's torchvision is a CUDA build: beside a CPU torch its import stops in
-    ``torchvision._meta_registrations`` ("operator torchvision::nms does not exist"), and timm imports
-    torchvision. Only then, and unless $ENTMIN_NO_TORCHVISION_SHIM is set, the import is retried with that
+    ``torchvision._meta_registrations`` ("operator torchvision::nms does not exist"), and timm and open_clip
+    import torchvision. Only then, and unless $ENTMIN_NO_TORCHVISION_SHIM is set, the import is retried with that
     private module replaced by an empty stub (shared/reference/offline_data.md section 4): models, transforms
     and timm work; torchvision's C++ detection ops (nms, roi_align, deform_conv) do not, and entmin uses none.
     """
     try:
         return importlib.import_module(lib)
     except ImportError as e:
-        raise UsageError(f"model spec '{lib}:...' needs the {lib} package ({e}); install the vision extra "
+        who = "TPT's OpenCLIP adapter" if lib == "open_clip" else f"model spec '{lib}:...'"
+        raise UsageError(f"{who} needs the {lib} package ({e}); install the vision extra "
                          "(README 'Optional extras': `bash scripts/setup.sh --vision`)") from None
     except RuntimeError as e:
         if "torchvision::" not in str(e) or os.environ.get(SHIM_ENV):
             raise DataError(f"the installed {lib} cannot be imported here ({type(e).__name__}: "
                             f"{str(e).splitlines()[0]}); see README 'Optional extras' for the CPU install") from None
-    for name in [m for m in sys.modules if m.split(".")[0] in ("torchvision", "timm")]:
+    for name in [m for m in sys.modules if m.split(".")[0] in ("torchvision", "timm", "open_clip")]:
         del sys.modules[name]  # the failed import left half-initialised modules behind
     sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
     try:
