@@ -10,8 +10,6 @@ current corruption code) are left out of the hash, so stores written before prov
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import tomllib
 import types
@@ -23,6 +21,7 @@ from typing import Any
 from ..adapt import ADAPTERS
 from ..adapt.constants import ADAPTER_DEFAULT_LR
 from ..data.corruptions import CORRUPTIONS
+from ..data.fingerprint import json_fingerprint
 from ..errors import UsageError
 from ..models.small import MODEL_NAMES
 from ..models.zoo import parse_model_spec
@@ -176,7 +175,7 @@ class RunConfig:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return json_fingerprint(self.to_dict())
 
     @property
     def label(self) -> str:

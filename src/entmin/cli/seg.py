@@ -93,15 +93,17 @@ def register(app: typer.Typer) -> None:
         st = ResultStore(store)
         total = len(configs) * len(seeds) * len(domains)
         with progress(total, "seg cells") as advance:
+            computed = [0]
+
             def line(r: dict[str, Any]) -> None:
+                computed[0] += 1
                 advance(line=f"{r['label']} {r['config']['protocol']} seed {r['seed']} {r['domain']}: mIoU "
                              f"{100 * r['miou']:.1f} ({r['wall_seconds']:.1f}s)")
             for cfg in configs:
                 for seed in seeds:
-                    before = len(st.get_records("seg"))
+                    computed[0] = 0
                     run_seg_tta(cfg, seed, st, model, data, progress=line)
-                    skipped = len(domains) - (len(st.get_records("seg")) - before)
-                    if skipped:
+                    if skipped := len(domains) - computed[0]:   # finished domains read from the store
                         advance(skipped)
         if figure is not None:
             if figure_domain not in (*CORRUPTIONS, "clean"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import io
 import os
 import signal
@@ -29,10 +28,10 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..utils import atomic_write_bytes, ensure_dir
+from ..utils import ensure_dir
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_code
 from .fashion_mnist import data_fingerprint, load_fashion_mnist
-from .fingerprint import file_sha256
+from .fingerprint import file_sha256, write_checksummed
 
 __all__ = ["CACHE_ENV", "FMNISTC", "default_cache_dir"]
 
@@ -93,9 +92,7 @@ class FMNISTC:
         data = buf.getvalue()
         p = self.path(corruption, severity)
         ensure_dir(self.root, "corruption cache folder (set --cache-dir or $ENTMIN_CACHE)")
-        atomic_write_bytes(p, data, "cached split")
-        atomic_write_bytes(self.checksum_path(corruption, severity), (hashlib.sha256(data).hexdigest() + "\n").encode(),
-                           "cache checksum")
+        write_checksummed(p, data, "cached split")
         return p
 
     def build_all(self, corruptions=None, severities=SEVERITIES,

@@ -6,12 +6,52 @@ the keys (the cache folder of Fashion-MNIST-C, the ``provenance`` of a benchmark
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["array_fingerprint", "file_sha256", "folder_fingerprint"]
+from ..utils import atomic_write_bytes
+
+__all__ = ["array_fingerprint", "file_sha256", "folder_fingerprint", "json_fingerprint", "read_checksummed",
+           "state_dict_sha256", "write_checksummed"]
+
+
+def json_fingerprint(obj: Any) -> str:
+    """First 16 hex digits of the sha256 of ``obj`` as sorted-key JSON: the key of a configuration."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def state_dict_sha256(state: dict[str, Any]) -> str:
+    """Content hash of a state dict (names, dtypes, shapes, bytes): two runs that trained identically agree."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def write_checksummed(path: str | Path, data: bytes, what: str = "cached file") -> None:
+    """Write ``data`` and a ``.sha256`` sidecar beside it, each atomically (the sidecar last, so a kill between
+    the two leaves a file that :func:`read_checksummed` refuses rather than trusts)."""
+    path = Path(path)
+    atomic_write_bytes(path, data, what)
+    atomic_write_bytes(path.with_suffix(".sha256"), (hashlib.sha256(data).hexdigest() + "\n").encode(),
+                       f"{what} checksum")
+
+
+def read_checksummed(path: str | Path) -> bytes | None:
+    """The bytes of ``path`` if they match its ``.sha256`` sidecar, else None (missing, truncated or damaged:
+    the caller rebuilds)."""
+    path = Path(path)
+    side = path.with_suffix(".sha256")
+    if not (path.is_file() and side.is_file()):
+        return None
+    data = path.read_bytes()
+    return data if hashlib.sha256(data).hexdigest() == side.read_text().strip() else None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -15,7 +15,6 @@ or code version is ignored (and recomputed), never reused.
 """
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Callable
@@ -25,22 +24,13 @@ import numpy as np
 import torch
 
 from ..bench.store import ResultStore
+from ..data.fingerprint import state_dict_sha256
 from .settings import RLConfig
 
-__all__ = ["RECORD_KIND", "cell_key", "evaluate_policy", "make_model", "run_cell", "state_sha256"]
+__all__ = ["RECORD_KIND", "cell_key", "evaluate_policy", "make_model", "run_cell"]
 
 RECORD_KIND = "rl"
 EVAL_SEED_BASE = 10 ** 6
-
-
-def state_sha256(state: dict[str, torch.Tensor]) -> str:
-    """Content hash of a state dict (names, dtypes, shapes, bytes): two runs that trained identically agree."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def cell_key(cfg: RLConfig, seed: int) -> str:
@@ -208,7 +198,7 @@ def run_cell(cfg: RLConfig, seed: int, store: ResultStore, *, device: str = "cpu
               "final_stochastic_mean": float(np.mean(final_s)), "final_stochastic_std": float(np.std(final_s)),
               "wall_seconds": wall, "steps_per_second": (cfg.timesteps - start) / max(wall, 1e-9),
               "resumed_from": resumed_from, "device": device, "config": cfg.to_dict(),
-              "policy_sha256": state_sha256(model.policy.state_dict())}
+              "policy_sha256": state_dict_sha256(model.policy.state_dict())}
     store.put_record(RECORD_KIND, key, record)
     store.drop_state(h, seed)
     model.get_env().close()

@@ -7,11 +7,10 @@ rl_zoo3 is installed. The one deliberate change is the paper's entropy weight, 0
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..data.fingerprint import json_fingerprint
 from ..errors import UsageError
 
 __all__ = ["MINIGRID_ENVS", "PAPER_ENT_COEF", "RL_CODE_VERSION", "RLConfig", "resolve_env", "zoo_settings"]
@@ -102,8 +101,7 @@ class RLConfig:
         return d
 
     def hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return json_fingerprint(self.to_dict())
 
     @classmethod
     def from_zoo(cls, env: str, objective: str = "em", *, timesteps_scale: float = 1.0,

@@ -12,9 +12,7 @@ file's sha256 on load; a mismatch rebuilds, never serves other scenes.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,8 @@ import torch.nn.functional as F
 from ..data.cache import default_cache_dir
 from ..data.corruptions import CORRUPTIONS, corrupt, corruption_code
 from ..data.fashion_mnist import data_fingerprint, load_fashion_mnist
+from ..data.fingerprint import json_fingerprint, read_checksummed, write_checksummed
 from ..errors import UsageError
-from ..utils import atomic_write_bytes
 
 __all__ = ["BACKGROUND", "INK", "NUM_SEG_CLASSES", "SCENES_VERSION", "STYLE_SHIFTS", "SceneData", "make_scenes"]
 
@@ -79,7 +77,7 @@ class SceneData:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:16]
+        return json_fingerprint(self.key())
 
     def _folder(self) -> Path:
         return self.cache_dir / "fmnist-scenes" / self.fingerprint
@@ -96,7 +94,8 @@ class SceneData:
             raise UsageError(f"unknown target domain {domain!r}: clean, {', '.join(STYLE_SHIFTS)} or one of "
                              f"{', '.join(CORRUPTIONS)}")
         path = self._folder() / f"{part}-{domain}.pt"
-        blob = _load_checked(path)
+        data = read_checksummed(path)
+        blob = None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if blob is None:
             if domain == "clean":
                 images, labels = load_fashion_mnist(part, self.data_dir)
@@ -109,19 +108,6 @@ class SceneData:
             blob = {"x": (x * 255).round().to(torch.uint8), "y": y.to(torch.uint8), "key": self.key()}
             buf = io.BytesIO()
             torch.save(blob, buf)
-            data = buf.getvalue()
-            atomic_write_bytes(path, data, "scene cache")
-            atomic_write_bytes(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode(),
-                               "scene cache checksum")
+            write_checksummed(path, buf.getvalue(), "scene cache")
         return blob["x"].float() / 255.0, blob["y"].long()
 
-
-def _load_checked(path: Path) -> dict | None:
-    """The cached blob if its file and checksum agree, else None (rebuilt by the caller)."""
-    side = path.with_suffix(".sha256")
-    if not (path.is_file() and side.is_file()):
-        return None
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != side.read_text().strip():
-        return None
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

@@ -11,8 +11,6 @@ streams also save the adapter's state after each domain, so a killed stream resu
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,6 +21,7 @@ import torch
 from ..adapt import make_adapter
 from ..bench.store import ResultStore
 from ..data.corruptions import CORRUPTIONS
+from ..data.fingerprint import json_fingerprint
 from ..errors import UsageError
 from ..utils import seed_everything
 from .metrics import SegMetrics
@@ -67,7 +66,7 @@ class SegTTAConfig:
         d = asdict(self)
         if d["code_version"] == 1:   # version 1 stores were written before the field existed: same keys
             del d["code_version"]
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return json_fingerprint(d)
 
     @property
     def label(self) -> str:
@@ -84,18 +83,19 @@ def run_seg_tta(cfg: SegTTAConfig, seed: int, store: ResultStore, model: torch.n
                 progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Every domain of the stream for one seed (the seed orders each domain's scenes); finished domains are
     read from the store, not recomputed."""
-    records = store.get_records(SEG_RECORD)
-    key = f"{cfg.hash}/{seed}"
-    store.register(cfg.hash, {"kind": "seg", **asdict(cfg)})
-    done = {int(k.rsplit("/", 1)[1]) for k in records if k.startswith(key + "/")}
+    h = cfg.hash
+    key = f"{h}/{seed}"
+    # this stream's stored records by position; read once (a recomputed position keeps its stored record)
+    done = {int(k.rsplit("/", 1)[1]): v for k, v in store.get_records(SEG_RECORD).items() if k.startswith(key + "/")}
     n = len(cfg.corruptions)
     if len(done) == n:
-        return [records[f"{key}/{i}"] for i in range(n)]
+        return [done[i] for i in range(n)]
+    store.register(h, {"kind": "seg", **asdict(cfg)})
     seed_everything(seed)
     adapter = _adapter(cfg, model, seed)
     start = 0
     continual = cfg.protocol == "continual"
-    if continual and (saved := store.load_state(cfg.hash, seed)) is not None and saved[0] + 1 < n:
+    if continual and (saved := store.load_state(h, seed)) is not None and saved[0] + 1 < n:
         adapter.import_state(saved[1])
         start = saved[0] + 1
     for pos in range(start, n):
@@ -111,13 +111,14 @@ def run_seg_tta(cfg: SegTTAConfig, seed: int, store: ResultStore, model: torch.n
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             m.update(adapter(x[idx]), y[idx])
-        rec = {"config_hash": cfg.hash, "seed": seed, "position": pos, "domain": domain, "label": cfg.label,
-               "config": asdict(cfg), "n": len(order), "wall_seconds": time.perf_counter() - t0, **m.summary()}
+        # JSON-shaped (the corruptions a list), so that a record returned from here equals its stored copy
+        rec = {"config_hash": h, "seed": seed, "position": pos, "domain": domain, "label": cfg.label,
+               "config": {**asdict(cfg), "corruptions": list(cfg.corruptions)}, "n": len(order), "wall_seconds": time.perf_counter() - t0, **m.summary()}
         store.put_record(SEG_RECORD, f"{key}/{pos}", rec)
+        done.setdefault(pos, rec)
         if continual and pos + 1 < n:
-            store.save_state(cfg.hash, seed, pos, adapter.export_state())
+            store.save_state(h, seed, pos, adapter.export_state())
         if progress:
             progress(rec)
-    store.drop_state(cfg.hash, seed)
-    records = store.get_records(SEG_RECORD)
-    return [records[f"{key}/{i}"] for i in range(n)]
+    store.drop_state(h, seed)
+    return [done[i] for i in range(n)]

@@ -21,8 +21,6 @@ run resumes from it to the same weights; the result is a record ``seg-uda/<confi
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bench.store import ResultStore
+from ..data.fingerprint import json_fingerprint, state_dict_sha256
 from ..errors import UsageError
 from ..objectives import get_objective
 from .scenes import NUM_SEG_CLASSES, SceneData
@@ -71,7 +70,7 @@ class UDAConfig:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return json_fingerprint(asdict(self))
 
     @property
     def label(self) -> str:
@@ -174,8 +173,7 @@ def run_uda(cfg: UDAConfig, seed: int, store: ResultStore, model: nn.Module, dat
                 progress(step + 1)
     xe, ye = data.split(cfg.target, "test")
     metrics = evaluate(net, xe, ye)
-    weights = hashlib.sha256(b"".join(v.detach().contiguous().numpy().tobytes()
-                                      for v in net.state_dict().values())).hexdigest()
+    weights = state_dict_sha256(net.state_dict())
     rec = {"config_hash": cfg.hash, "seed": seed, "label": cfg.label, "config": asdict(cfg), "target": cfg.target,
            "resumed_from": start, "train_seconds": time.perf_counter() - t0, "weights_sha256": weights, **metrics}
     store.put_record(UDA_RECORD, key, rec)
