@@ -90,6 +90,12 @@ def write_report(store: ResultStore, out: Path, hashes: set[str] | None = None,
             uda_md = uda_table_markdown(uda, store.get_records("seg-uda-source"))
             (out / "seg_uda_table.md").write_text(uda_md)
             parts.append("Segmentation UDA (clean scenes -> target): target mIoU (%)\n\n" + uda_md)
+        if tpt := store.get_records("tpt"):
+            from ..tpt.report import tpt_table_markdown
+
+            tpt_md = tpt_table_markdown(tpt)
+            (out / "tpt_table.md").write_text(tpt_md)
+            parts.append("Test-time prompt tuning of the CLIP-style model: accuracy (%)\n\n" + tpt_md)
         for task in TRAINING_TASKS:
             if recs := store.get_records(f"train:{task}"):
                 md = training_table_markdown(recs)

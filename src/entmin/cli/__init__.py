@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, data, estimate, info, rl, seg, training
+from . import bench, data, estimate, info, rl, seg, tpt, training
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help="entmin: entropy minimisation toolkit (objectives, test-time adaptation, benchmarks).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for group in (bench, data, training, estimate, rl, seg, info):
+for group in (bench, data, training, estimate, rl, seg, tpt, info):
     group.register(app)
 seg.register_uda(app)
 

@@ -11,7 +11,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-__all__ = ["CLIPLike", "OpenCLIP"]
+__all__ = ["CLIPLike", "OpenCLIP", "class_text_features"]
 
 
 class CLIPLike(Protocol):
@@ -20,6 +20,21 @@ class CLIPLike(Protocol):
     def token_embedding(self, tokens: torch.Tensor) -> torch.Tensor: ...        # (K, L, E)
     def encode_text_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor: ...  # (K, D)
     def logit_scale(self) -> torch.Tensor: ...                                  # scalar, exp() applied
+
+
+@torch.no_grad()
+def class_text_features(clip: CLIPLike, classnames: list[str], templates: tuple[str, ...] = ("a photo of a {}.",)
+                        ) -> torch.Tensor:
+    """(K, D) normalised text features of the class names; several templates are averaged per class and the
+    mean renormalised (CLIP's prompt ensemble)."""
+    import torch.nn.functional as F
+
+    feats = []
+    for name in classnames:
+        tokens = clip.tokenize([t.format(name) for t in templates])
+        f = F.normalize(clip.encode_text_embeddings(clip.token_embedding(tokens), tokens), dim=-1)
+        feats.append(F.normalize(f.mean(0), dim=-1))
+    return torch.stack(feats)
 
 
 class OpenCLIP(nn.Module):

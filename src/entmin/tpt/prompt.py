@@ -38,6 +38,15 @@ class PromptLearner(nn.Module):
         self.register_buffer("ctx_init", emb[0, 1:1 + n_ctx].detach().clone(), persistent=False)
         self.ctx = nn.Parameter(self.ctx_init.clone())
 
+    def set_context(self, ctx: torch.Tensor) -> None:
+        """Start from learned context vectors (e.g. CoOp's) instead of the words of ``ctx_init``; ``reset``
+        returns here from then on."""
+        if ctx.shape != self.ctx_init.shape:
+            raise ValueError(f"context of shape {tuple(ctx.shape)} given; this prompt has {tuple(self.ctx_init.shape)}")
+        with torch.no_grad():
+            self.ctx_init.copy_(ctx)
+            self.ctx.copy_(ctx)
+
     def reset(self) -> None:
         with torch.no_grad():
             self.ctx.copy_(self.ctx_init)

@@ -70,6 +70,7 @@ def confident_views(logits: torch.Tensor, fraction: float) -> torch.Tensor:
 class TPT(nn.Module):
     """Test-time prompt tuning of ``clip`` over ``classnames`` with an entmin objective.
 
+    ``context`` starts every episode from given context vectors (CoOp's, for TPT(CoOp)) instead of ``ctx_init``.
     ``tpt(image)`` takes one image (C, H, W) (or (1, C, H, W)), already preprocessed for the model, and returns
     its logits (1, K) after the episode. ``last`` holds the episode's diagnostics (loss per step, selected views).
     """
@@ -77,7 +78,8 @@ class TPT(nn.Module):
     def __init__(self, clip: CLIPLike, classnames: list[str], objective: str = "em", *, n_views: int = 63,
                  selection: float = 0.1, lr: float = 5e-3, steps: int = 1, ctx_init: str = "a photo of a",
                  persist_bank: bool = False, augment: Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
-                 | None = None, seed: int = 0, objective_options: dict[str, Any] | None = None) -> None:
+                 | None = None, seed: int = 0, objective_options: dict[str, Any] | None = None,
+                 context: torch.Tensor | None = None) -> None:
         super().__init__()
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -89,6 +91,8 @@ class TPT(nn.Module):
         for p in (clip.parameters() if isinstance(clip, nn.Module) else ()):
             p.requires_grad_(False)
         self.prompt = PromptLearner(clip, classnames, ctx_init)
+        if context is not None:                      # e.g. CoOp's learned context: TPT(CoOp)
+            self.prompt.set_context(context)
         self.objective = get_objective(objective, num_classes=len(classnames), **(objective_options or {}))
         self.n_views, self.selection, self.lr, self.steps = n_views, selection, lr, steps
         self.persist_bank = persist_bank
