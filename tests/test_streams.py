@@ -9,7 +9,8 @@ import torch
 from entmin.bench.config import RunConfig
 from entmin.bench.runner import run_experiment
 from entmin.bench.store import ResultStore
-from entmin.bench.streams import GRADUAL_SEVERITIES, PROTOCOLS, Stream, dirichlet_order, segment_count
+from entmin.bench.streams import (GRADUAL_SEVERITIES, PROTOCOLS, Stream, dirichlet_order, imbalanced_order,
+                                  segment_count)
 from entmin.bench.tables import build_table, table_markdown
 
 DOMAINS = (("fog", 5), ("snow", 5), ("contrast", 5))
@@ -93,7 +94,35 @@ def test_label_shift_order_follows_delta():
     assert _mean_run(y[iid].tolist()) < 1.4
 
 
-@pytest.mark.parametrize("protocol", ["gradual", "mixed", "label-shift", "long"])
+def test_imbalanced_order_follows_the_ratio():
+    """ratio 1: i.i.d. (mean run about C / (C - 1)); SAR's 500,000: sorted by class (C runs); ratio q: the
+    phase's class takes about q / (q + C - 1) of its phase while the others have images left."""
+    import numpy as np
+
+    y = torch.arange(2000) % 10
+    orders = {q: imbalanced_order(y, q, np.random.default_rng(1)) for q in (1.0, 9.0, 500000.0)}
+    for order in orders.values():
+        assert sorted(order.tolist()) == list(range(2000))
+    assert _mean_run(y[orders[1.0]].tolist()) < 1.3
+    sorted_labels = y[orders[500000.0]].tolist()
+    assert _mean_run(sorted_labels) > 150 and len(set(sorted_labels[:200])) == 1
+    first = y[orders[9.0]][:100].tolist()           # phase 1 of 10: its class has probability 9 / 18
+    share = Counter(first).most_common(1)[0][1] / 100
+    assert 0.38 < share < 0.62
+    assert len(set(y[orders[9.0]][:200].tolist())) == 10
+
+
+def test_imbalanced_streams_run_from_the_config_and_refuse_a_ratio_below_one():
+    from entmin.errors import UsageError
+
+    assert RunConfig(protocol="imbalanced").to_dict()["protocol"] == "imbalanced"
+    assert "imbalance" not in RunConfig(protocol="imbalanced").to_dict()          # default: old hashes kept
+    assert RunConfig(protocol="imbalanced", imbalance=10.0).to_dict()["imbalance"] == 10.0
+    with pytest.raises(UsageError, match="imbalance"):
+        RunConfig(protocol="imbalanced", imbalance=0.5)
+
+
+@pytest.mark.parametrize("protocol", ["gradual", "mixed", "label-shift", "imbalanced", "long"])
 def test_an_interrupted_stream_resumes_to_the_identical_table(tmp_path, fmnist_test, protocol):
     cfg = RunConfig(method="eta", objective="adadem", protocol=protocol, corruptions=("contrast", "fog"),
                     n_per_domain=64, batch_size=32, lr=0.01, rounds=2)

@@ -41,7 +41,8 @@ SPLITS = ("all", "search", "holdout")
 
 # fields added after entmin 0.1, with their defaults: left out of the hash at those defaults
 _ADDED_AFTER_0_1 = {"weights": None, "class_list": None, "num_classes": None, "precision": "fp32",
-                    "channels_last": False, "compile": False, "delta": 0.1, "slots": 100, "rounds": 10}
+                    "channels_last": False, "compile": False, "delta": 0.1, "slots": 100, "rounds": 10,
+                    "imbalance": 500000.0}
 
 
 def default_lr(model: str) -> float:
@@ -63,7 +64,8 @@ class RunConfig:
                         tuple(DATASET_CLASSES))
     protocol: str = _opt("single", "single: reset before each domain; continual: one stream, no reset; gradual: "
                                    "severities 1-5-1 per corruption; mixed: all domains shuffled together; "
-                                   "label-shift: Dirichlet-correlated class order (delta); long: rounds x continual",
+                                   "label-shift: Dirichlet-correlated class order (delta); imbalanced: SAR's online "
+                                   "imbalanced label shift (imbalance); long: rounds x continual",
                          PROTOCOLS)
     severity: int = _opt(5, "corruption severity, 1-5 (the clean test set is the domain 'clean')")
     corruptions: tuple[str, ...] = _opt(tuple(CORRUPTIONS), "domains in stream order: corruption names or "
@@ -91,6 +93,8 @@ class RunConfig:
     delta: float = _opt(0.1, "label-shift: Dirichlet concentration (small: long single-class runs; large: i.i.d.)")
     slots: int = _opt(100, "label-shift: time slots per domain")
     rounds: int = _opt(10, "long: passes over the continual sequence")
+    imbalance: float = _opt(500000.0, "imbalanced: the current class's probability over any other's (SAR's "
+                                      "imbalance ratio; 1 = i.i.d.)")
     provenance: tuple[tuple[str, str], ...] = _opt(
         (), "what the run reads (data fingerprint, weights sha256, corruption code); filled in by resolve()",
         cli=False)
@@ -124,6 +128,8 @@ class RunConfig:
             bad("steps", f"must be >= 1, got {self.steps}")
         if not self.delta > 0:
             bad("delta", f"must be > 0, got {self.delta}")
+        if not self.imbalance >= 1:
+            bad("imbalance", f"must be >= 1, got {self.imbalance}")
         if self.slots < 1 or self.rounds < 1:
             bad("slots" if self.slots < 1 else "rounds", "must be >= 1")
         try:

@@ -253,7 +253,7 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
     domains = stream_domains(cfg.corruptions, cfg.severity)
     for seed in seeds:
         stream = Stream(cfg.protocol, domains, cfg.batch_size, cfg.n_per_domain, cfg.split, seed, delta=cfg.delta,
-                        slots=cfg.slots, rounds=cfg.rounds)
+                        slots=cfg.slots, rounds=cfg.rounds, imbalance=cfg.imbalance)
         segments = stream.segments(source)
         done = store.done(cfg.hash, seed)
         if all(s.position in done for s in segments):

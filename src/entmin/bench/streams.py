@@ -18,6 +18,11 @@ Protocols (each a constructor in :data:`PROTOCOL_BUILDERS`):
 * ``label-shift``: continual, and inside each domain the classes come in temporally correlated runs: the
   Dirichlet ordering of mariodoebler/RoTTA (each class spread over ``slots`` time slots with proportions from
   Dir(delta); small delta gives long single-class runs, large delta approaches i.i.d.);
+* ``imbalanced``: continual, and inside each domain SAR's online imbalanced label shift: the classes take
+  turns in a random class order, one phase of n/C images each, and at every step the phase's class is drawn
+  with probability ``imbalance`` times that of any other class with images left (``imbalance`` = 1: i.i.d.;
+  SAR's 500,000: practically sorted by class). SAR ships fixed index files rather than their generator; this
+  is the construction its README describes (an imbalance ratio between the current and the other classes);
 * ``long``: ``rounds`` passes over the continual sequence (CoTTA/RDumb-style long horizons).
 
 Determinism: the images used from a domain are a fixed subset (the same for every seed and method); every
@@ -32,7 +37,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-__all__ = ["GRADUAL_SEVERITIES", "PROTOCOLS", "PROTOCOL_BUILDERS", "SEARCH_FRACTION", "Segment", "Stream",
+__all__ = ["GRADUAL_SEVERITIES", "PROTOCOLS", "PROTOCOL_BUILDERS", "SEARCH_FRACTION", "Segment", "Stream", "imbalanced_order",
            "StreamData", "batch_bounds", "dirichlet_order", "domain_subset", "segment_count", "stream_domains"]
 
 SEARCH_FRACTION = 0.2
@@ -110,12 +115,13 @@ class Stream:
     delta: float = 0.1      # label-shift: Dirichlet concentration
     slots: int = 100        # label-shift: time slots per domain
     rounds: int = 10        # long: passes over the sequence
+    imbalance: float = 500000.0   # imbalanced: ratio of the current class's probability to any other's
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOL_BUILDERS:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {list(PROTOCOL_BUILDERS)}")
-        if not (self.delta > 0 and self.slots >= 1 and self.rounds >= 1):
-            raise ValueError("delta must be > 0, slots and rounds >= 1")
+        if not (self.delta > 0 and self.slots >= 1 and self.rounds >= 1 and self.imbalance >= 1):
+            raise ValueError("delta must be > 0, slots and rounds >= 1, imbalance >= 1")
 
     def segments(self, data: StreamData) -> list[Segment]:
         """The stream cut into cells."""
@@ -201,12 +207,40 @@ def _label_shift(stream: Stream, data: StreamData) -> list[Segment]:
     return out
 
 
+def imbalanced_order(labels: torch.Tensor, ratio: float, rng: np.random.Generator) -> torch.Tensor:
+    """SAR-style online imbalanced order of ``labels`` (positions into it): classes in a random order, one phase
+    of ``len(labels) / C`` draws each; a draw takes the phase's class with weight ``ratio`` and every other
+    class that has images left with weight 1, then that class's next image (classes' images shuffled)."""
+    y = labels.numpy()
+    classes = rng.permutation(np.unique(y))
+    pools = {int(c): list(rng.permutation(np.flatnonzero(y == c))) for c in classes}
+    phase = max(1, -(-len(y) // len(classes)))
+    out = []
+    for t in range(len(y)):
+        current = int(classes[min(t // phase, len(classes) - 1)])
+        left = [c for c in pools if pools[c]]
+        w = np.array([ratio if c == current else 1.0 for c in left])
+        c = left[int(rng.choice(len(left), p=w / w.sum()))]
+        out.append(pools[c].pop())
+    return torch.tensor(out, dtype=torch.long)
+
+
+def _imbalanced(stream: Stream, data: StreamData) -> list[Segment]:
+    out = []
+    for pos, dom in enumerate(stream.domains):
+        subset = stream.subset(dom, data)
+        order = imbalanced_order(data.labels(dom)[subset], stream.imbalance, np.random.default_rng([stream.seed, pos]))
+        out.append(Segment(pos, dom[0], dom[1], False, ((dom, subset[order]),)))
+    return out
+
+
 PROTOCOL_BUILDERS: dict[str, Callable[[Stream, StreamData], list[Segment]]] = {
     "single": _per_domain(reset=True),
     "continual": _per_domain(reset=False),
     "gradual": _per_domain(reset=False, domains=_gradual),
     "mixed": _mixed,
     "label-shift": _label_shift,
+    "imbalanced": _imbalanced,
     "long": _per_domain(reset=False, domains=_long),
 }
 PROTOCOLS = tuple(PROTOCOL_BUILDERS)
@@ -220,7 +254,7 @@ def segment_count(config: dict) -> int:
         return n * len(GRADUAL_SEVERITIES)
     if protocol == "long":
         return n * int(config.get("rounds") or 10)
-    return n  # single, continual, label-shift; mixed: one segment per domain's worth of images
+    return n  # single, continual, label-shift, imbalanced; mixed: one segment per domain's worth of images
 
 
 def stream_domains(corruptions: Sequence[str], severity: int) -> tuple[Domain, ...]:
