@@ -183,3 +183,34 @@ def test_per_class_recall_and_windowed_accuracy_from_the_cells(tmp_path, fmnist_
     old = [{**cells[0], "metrics": {k: v for k, v in m.items() if k != "class_counts"}}]
     with pytest.raises(ValueError, match="no per-class counts"):
         per_class_recall(old)
+
+
+def test_batch_size_one_means_one_sample_per_batch():
+    from entmin.bench.streams import batch_bounds
+
+    assert batch_bounds(5, 1) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert batch_bounds(5, 2) == [(0, 2), (2, 5)]          # BatchNorm needs 2: a trailing single joins
+
+
+@pytest.mark.parametrize("method", ["tent", "eta", "eata", "sar", "deyo"])
+def test_the_group_norm_cnn_adapts_at_batch_size_one(method):
+    """GroupNorm statistics are per sample: a sample's logits do not depend on its batch, and every host adapts
+    its norm layers on single images (the BN CNN refuses batch 1, tested in test_refusals)."""
+    from entmin.adapt import make_adapter
+    from entmin.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn_gn").eval()
+    with torch.no_grad():
+        model.head.weight.mul_(20.0)   # confident enough for the entropy filters, not so that SAR resets
+    x = torch.rand(6, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x)[2:3], model(x[2:3]), atol=1e-5)
+    extra = {"eata": {"fisher_loader": [torch.rand(8, 1, 32, 32)]},
+             "deyo": {"plpd_threshold": -1.0}}.get(method, {})       # random images have no object for PLPD
+    adapter = make_adapter(method, model, "adadem", num_classes=10, optimizer={"name": "sgd", "lr": 0.05}, **extra)
+    before = {k: v.clone() for k, v in adapter.model.state_dict().items()}
+    for i in range(len(x)):
+        assert adapter(x[i:i + 1]).shape == (1, 10)
+    changed = [k for k, v in adapter.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(".1." in k for k in changed)          # only the GroupNorm affine parameters moved

@@ -34,7 +34,7 @@ __all__ = ["DATASET_CLASSES", "DEFAULT_LR", "PROTOCOLS", "RunConfig", "default_l
 # Learning rates for the built-in Fashion-MNIST models at batch 64 (SGD, momentum 0.9), chosen by the sweep in
 # BENCHMARKS.md section 5; any other model gets the hosts' ViT-B/16 value (pass lr: Tent's ImageNet ResNet-50
 # value is 2.5e-4 at batch 64, and `entmin sweep` finds one for your model).
-DEFAULT_LR = {"cnn": 1e-3, "vit": 1e-2}
+DEFAULT_LR = {"cnn": 1e-3, "cnn_gn": 1e-3, "vit": 1e-2}   # cnn_gn: the BN CNN's value, not swept
 DATASET_CLASSES = {"fmnist": 10, "cifar10c": 10, "imagenetc": 1000}
 SPLITS = ("all", "search", "holdout")
 

@@ -66,9 +66,10 @@ def domain_subset(n: int, split: str = "all", n_per_domain: int | None = None) -
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batch boundaries; a trailing batch of one sample is merged into the previous one (BatchNorm needs 2)."""
+    """Batch boundaries; a trailing batch of one sample is merged into the previous one (BatchNorm needs 2),
+    unless the batch size is 1 (then every batch is one sample, as asked)."""
     bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if batch_size > 1 and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds[-2] = (bounds[-2][0], n)
         bounds.pop()
     return bounds

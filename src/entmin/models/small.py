@@ -25,20 +25,26 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _block(cin: int, cout: int, stride: int, norm: str = "bn") -> nn.Sequential:
+    layer = nn.BatchNorm2d(cout) if norm == "bn" else nn.GroupNorm(8, cout)
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), layer, nn.ReLU(inplace=True))
 
 
 class SmallCNN(nn.Module):
-    """Five conv-BN-ReLU blocks (32-32-64-64-128), global average pooling, linear head (~140k params)."""
+    """Five conv-norm-ReLU blocks (32-32-64-64-128), global average pooling, linear head (~140k params).
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32) -> None:
+    ``norm="bn"``: BatchNorm (the ``cnn`` model); ``norm="gn"``: GroupNorm with 8 groups (``cnn_gn``), whose
+    statistics are per sample, so that it runs at test batch size 1 (SAR's R-50 (GN) counterpart)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, norm: str = "bn") -> None:
         super().__init__()
+        if norm not in ("bn", "gn"):
+            raise ValueError(f"norm must be bn or gn, got {norm!r}")
         w = width
         self.in_channels = in_channels
         self.norm_input = Normalize(FMNIST_MEAN, FMNIST_STD)
-        self.features = nn.Sequential(_block(in_channels, w, 1), _block(w, w, 1), _block(w, 2 * w, 2),
-                                      _block(2 * w, 2 * w, 1), _block(2 * w, 4 * w, 2))
+        self.features = nn.Sequential(*(_block(a, b, s, norm) for a, b, s in (
+            (in_channels, w, 1), (w, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1), (2 * w, 4 * w, 2))))
         self.head = nn.Linear(4 * w, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,12 +100,12 @@ class SmallViT(nn.Module):
         return self.head(self.embed(x))
 
 
-MODEL_NAMES = ("cnn", "vit")
+MODEL_NAMES = ("cnn", "cnn_gn", "vit")
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    if name == "cnn":
-        return SmallCNN(num_classes, in_channels)
+    if name in ("cnn", "cnn_gn"):
+        return SmallCNN(num_classes, in_channels, norm="gn" if name == "cnn_gn" else "bn")
     if name == "vit":
         return SmallViT(num_classes, in_channels)
     raise ValueError(f"unknown built-in model {name!r}; choose one of {MODEL_NAMES}")

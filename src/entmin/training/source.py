@@ -25,8 +25,8 @@ __all__ = ["AUGMENTATIONS", "SourceRecipe", "augment", "evaluate", "train_source
 
 AUGMENTATIONS = ("none", "shift", "flip+shift")
 # steps of the committed checkpoints: epochs x ceil(60000 / 128)
-_STEPS = {"cnn": 6 * 469, "vit": 5 * 469}
-_OPT = {"cnn": ("sgd", 0.1, 5e-4), "vit": ("adamw", 2e-3, 0.05)}
+_STEPS = {"cnn": 6 * 469, "cnn_gn": 6 * 469, "vit": 5 * 469}
+_OPT = {"cnn": ("sgd", 0.1, 5e-4), "cnn_gn": ("sgd", 0.1, 5e-4), "vit": ("adamw", 2e-3, 0.05)}
 
 
 def _f(default, help: str, choices=None):
