@@ -213,3 +213,45 @@ def test_cli_runs_tpt_into_the_store_and_the_report_shows_it(tmp_path, fmnist_te
     assert r.exit_code == 0, r.output
     assert "TPT+AdaDEM" in (tmp_path / "rep" / "tpt_table.md").read_text()
     assert json.loads(json.dumps(next(iter(recs.values()))))["config"]["weights_sha256"]
+
+
+def test_augmix_views_are_reproducible_mixtures_in_range():
+    from entmin.tpt.augment import AUGMIX_OPS, augmix_views
+    from entmin.tpt.tpt import random_resized_crops
+
+    torch.manual_seed(0)
+    img = torch.rand(1, 32, 32)
+    a = augmix_views(img, 8, torch.Generator().manual_seed(5))
+    b = augmix_views(img, 8, torch.Generator().manual_seed(5))
+    assert a.shape == (8, 1, 32, 32) and torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+    crops = random_resized_crops(img, 8, torch.Generator().manual_seed(5))
+    assert not torch.allclose(a, crops, atol=1e-3)                  # the chains are mixed in
+    g = torch.Generator().manual_seed(0)
+    for name, op in AUGMIX_OPS.items():
+        out = op(img, g, 1)
+        assert out.shape == img.shape and out.min() >= 0 and out.max() <= 1 + 1e-6, name
+
+
+def test_augmix_operations_do_what_their_names_say():
+    from entmin.tpt.augment import AUGMIX_OPS
+
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.2, 0.6, 32 * 32).reshape(1, 32, 32)
+    auto = AUGMIX_OPS["autocontrast"](ramp, g, 1)
+    assert auto.min() == 0 and auto.max() == pytest.approx(1.0)
+    assert len((AUGMIX_OPS["posterize"](ramp, g, 1) * 255).round().unique()) <= 16    # 4 bits at severity 1
+    eq = AUGMIX_OPS["equalize"](ramp, g, 1)
+    assert eq.max() == pytest.approx(1.0) and (eq.flatten().diff() >= -1e-6).all()     # monotone, stretched
+    bright = torch.full((1, 4, 4), 0.99)
+    assert torch.allclose(AUGMIX_OPS["solarize"](bright, g, 1), 1 - bright)            # above any threshold
+
+
+def test_the_augmix_option_changes_the_key_but_not_the_default_keys():
+    from entmin.tpt.bench import TPTConfig
+
+    assert TPTConfig(method="tpt").hash == "ee1c5919011d1ab9"                 # stores written before the field
+    assert TPTConfig(method="tpt", augment="augmix").hash != TPTConfig(method="tpt").hash
+    assert TPTConfig(method="tpt", augment="augmix").label == "TPT [AugMix]"
+    with pytest.raises(Exception, match="unknown augmentation"):
+        TPTConfig(augment="cutout")

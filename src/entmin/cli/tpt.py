@@ -73,6 +73,9 @@ def register(app: typer.Typer) -> None:
             lr: Items = typer.Option("5e-3", parser=comma_list(float), metavar="FLOAT,...",
                                      help="TPT learning rates (AdamW; a list runs each)"),
             n_views: int = typer.Option(63, help="augmented views per image (plus the image)"),
+            augment: Items = typer.Option("crops", parser=comma_list(str, ("crops", "augmix")), metavar="NAME,...",
+                                          help="TPT's views: crops (random resized crops + flips, TPT on "
+                                               "ImageNet) and/or augmix (TPT on its other test sets)"),
             seeds: Items = typer.Option("0,1,2", parser=comma_list(int), metavar="INT,...",
                                         help="seeds of TPT's augmentations (other methods run once)"),
             splits: Items = typer.Option("clean,all", parser=comma_list(str, ("clean", "all", *CORRUPTIONS)),
@@ -104,9 +107,9 @@ def register(app: typer.Typer) -> None:
             if method in ("tpt", "tpt-coop"):
                 for obj in objectives:
                     dem = {"tau": tau, "alpha": alpha} if obj == "dem" else {}
-                    runs += [(TPTConfig(method, obj, steps=k, lr=r, n_views=n_views, severity=severity,
+                    runs += [(TPTConfig(method, obj, steps=k, lr=r, n_views=n_views, augment=a, severity=severity,
                                         n_images=n_images, block=block, **dem), s)
-                             for k in steps for r in lr for s in seeds]
+                             for a in augment for k in steps for r in lr for s in seeds]
             else:
                 runs.append((TPTConfig(method, severity=severity, n_images=n_images, block=block), 0))
         ResultStore(store).close()                         # an unwritable store fails before any compute

@@ -31,12 +31,13 @@ from .coop import few_shot_indices, train_coop
 from .mini_clip import ENSEMBLE_TEMPLATES
 from .tpt import TPT
 
-__all__ = ["TPT_CODE_VERSION", "TPT_METHODS", "TPT_RECORD", "TPTConfig", "run_tpt"]
+__all__ = ["AUGMENTS", "TPT_CODE_VERSION", "TPT_METHODS", "TPT_RECORD", "TPTConfig", "run_tpt"]
 
 TPT_METHODS = ("zero-shot", "ensemble", "coop", "tpt", "tpt-coop")
 TPT_RECORD = "tpt"
 TPT_CODE_VERSION = 1   # bump when a change here or in tpt/ changes what a configuration computes
-_TPT_FIELDS = ("objective", "tau", "alpha", "steps", "lr", "n_views", "selection")
+_TPT_FIELDS = ("objective", "tau", "alpha", "steps", "lr", "n_views", "selection", "augment")
+AUGMENTS = ("crops", "augmix")
 _COOP_FIELDS = ("coop_shots", "coop_steps", "coop_lr")
 
 
@@ -50,6 +51,7 @@ class TPTConfig:
     lr: float = 5e-3
     n_views: int = 63
     selection: float = 0.1
+    augment: str = "crops"          # crops: random resized crops + flips (TPT on ImageNet); augmix (its other sets)
     severity: int = 5
     n_images: int = 1000
     block: int = 100
@@ -68,6 +70,8 @@ class TPTConfig:
             raise UsageError(f"unknown objective {self.objective!r}: one of {', '.join(OBJECTIVES)}")
         if (self.objective == "dem") != (self.tau is not None and self.alpha is not None):
             raise UsageError("objective dem needs tau and alpha, and only dem takes them")
+        if self.augment not in AUGMENTS:
+            raise UsageError(f"unknown augmentation {self.augment!r}: one of {', '.join(AUGMENTS)}")
         if self.n_images < 1 or self.block < 1 or self.steps < 0 or self.n_views < 0 or not self.lr > 0:
             raise UsageError("n_images and block must be >= 1, steps and n_views >= 0, lr > 0")
 
@@ -80,6 +84,8 @@ class TPTConfig:
         d = asdict(self)
         for f in (() if self.tuned else _TPT_FIELDS) + (() if "coop" in self.method else _COOP_FIELDS):
             del d[f]
+        if d.get("augment") == "crops":   # added after the first stores: left out at its default, same keys
+            del d["augment"]
         return json_fingerprint(d)
 
     @property
@@ -91,7 +97,7 @@ class TPTConfig:
         obj = {"em": "", "adadem": "+AdaDEM"}.get(self.objective, f"+{self.objective.upper()}")
         if self.objective == "dem":
             obj = f"+DEM({self.tau:g}, {self.alpha:g})"
-        return base + obj
+        return base + obj + (" [AugMix]" if self.augment == "augmix" else "")
 
 
 def _subset(n_total: int, n: int) -> torch.Tensor:
@@ -116,8 +122,11 @@ class _Predictor:
             idx = few_shot_indices(y, cfg.coop_shots, seed=0)
             context = train_coop(clip, classnames, x[idx], y[idx], steps=cfg.coop_steps, lr=cfg.coop_lr, seed=0)
         if cfg.tuned:
+            from .augment import augmix_views
+
             self.tpt = TPT(clip, classnames, cfg.objective, n_views=cfg.n_views, selection=cfg.selection, lr=cfg.lr,
-                           steps=cfg.steps, objective_options=_objective_options(cfg), context=context)
+                           steps=cfg.steps, objective_options=_objective_options(cfg), context=context,
+                           augment=augmix_views if cfg.augment == "augmix" else None)
         else:
             if context is not None:
                 from .prompt import PromptLearner
