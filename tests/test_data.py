@@ -38,9 +38,15 @@ def test_idx_roundtrip_and_errors(tmp_path):
         read_idx(tmp_path / "nope")
 
 
-def test_missing_data_dir_says_how_to_install(tmp_path):
+def test_missing_data_says_how_to_install_or_what_is_missing(tmp_path, monkeypatch):
+    import entmin.data.fashion_mnist as fm
+
+    monkeypatch.delenv(fm.ENV_VAR, raising=False)
+    monkeypatch.setattr(fm, "DEFAULT_DIRS", (str(tmp_path / "nowhere"),))
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
-        find_data_dir(tmp_path / "empty")
+        find_data_dir()                                   # nothing anywhere: how to install Fashion-MNIST
+    with pytest.raises(FileNotFoundError, match="no IDX dataset in .*empty: missing train-images-idx3-ubyte"):
+        find_data_dir(tmp_path / "empty")                 # the user's own folder: what is missing there
 
 
 def test_fake_fashion_mnist_dir_and_label_check(tmp_path):

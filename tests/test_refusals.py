@@ -113,7 +113,7 @@ CASES = [
     ("a weights file that is not there", [*RUN, "--weights", "{d}/nope.pt"], None, {},
      "weights file not found", 1),
     ("a data folder without Fashion-MNIST", [*RUN, "--data-dir", "{d}"], None, {},
-     "Fashion-MNIST not found", 1),
+     "no IDX dataset in", 1),
     ("an output folder under a regular file", ["compare", "--out", "{d}/file/out", "--store", "{d}/s.sqlite"],
      _file("file"), {}, "a file of that name (or of a parent) is in the way", 1),
     ("`$ENTMIN_CACHE` under a regular file", ["run", "--corruptions", "fog", "--store", "{d}/s.sqlite"], _file("f"),

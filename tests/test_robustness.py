@@ -270,3 +270,40 @@ def test_custom_weights_at_the_default_lr_get_a_note_after_the_run(tmp_path, fmn
     res = runner.invoke(app, ["run", "--lr", "0.002", "--weights", str(w), "--corruptions", "fog", "--n-per-domain",
                               "32", "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache")])
     assert res.exit_code == 0 and "note:" not in res.output
+
+
+def test_your_own_idx_dataset_runs_end_to_end_with_its_own_class_count_and_cache(tmp_path, fmnist_test):
+    """--dataset idx: a 4-class IDX folder trains a source model, runs a host, keys by its fingerprint and
+    caches its corruptions under idx-c; without --data-dir or with missing files: one clear line."""
+    import json
+
+    import numpy as np
+    from test_provenance import fake_fmnist
+
+    from entmin.bench.store import ResultStore
+    from entmin.data.fashion_mnist import data_fingerprint, load_fashion_mnist
+
+    x, y = load_fashion_mnist("test", as_uint8=True)
+    keep = (y < 4).nonzero().flatten()[:400]
+    data = fake_fmnist(tmp_path / "mine", x[keep][:, 2:30, 2:30].numpy(), y[keep].numpy().astype(np.uint8))
+    ck = tmp_path / "mine.pt"
+    res = runner.invoke(app, ["train-source", "--model", "cnn", "--steps", "3", "--data-dir", str(data),
+                              "--out", str(ck), "--threads", "1", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(ck.with_suffix(".json").read_text())["num_classes"] == 4
+    store = tmp_path / "s.sqlite"
+    args = ["run", "--dataset", "idx", "--data-dir", str(data), "--model", "cnn", "--weights", str(ck),
+            "--method", "tent", "--objective", "adadem", "--corruptions", "contrast", "--n-per-domain", "64",
+            "--store", str(store), "--cache-dir", str(tmp_path / "cache")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    cell = ResultStore(store).cells()[0]
+    assert cell["n"] == 64 and cell["config"]["dataset"] == "idx"
+    assert dict(cell["config"]["provenance"])["data"] == data_fingerprint(data)
+    assert len(cell["metrics"]["pred_hist"]) == 4
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["idx-c"]
+    res = runner.invoke(app, [a for a in args if a not in ("--data-dir", str(data))])
+    assert res.exit_code == 2 and "needs --data-dir" in res.output
+    (data / "t10k-labels-idx1-ubyte.gz").unlink()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "missing t10k-labels-idx1-ubyte" in res.output and "apt-get" not in res.output

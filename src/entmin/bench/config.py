@@ -28,14 +28,15 @@ from ..models.zoo import parse_model_spec
 from ..objectives import OBJECTIVES
 from .streams import PROTOCOLS
 
-__all__ = ["DATASET_CLASSES", "DEFAULT_LR", "PROTOCOLS", "RunConfig", "default_lr", "load_config_file",
+__all__ = ["DATASET_CLASSES", "DEFAULT_LR", "IDX_DATASETS", "PROTOCOLS", "RunConfig", "default_lr", "load_config_file",
            "toml_table"]
 
 # Learning rates for the built-in Fashion-MNIST models at batch 64 (SGD, momentum 0.9), chosen by the sweep in
 # BENCHMARKS.md section 5; any other model gets the hosts' ViT-B/16 value (pass lr: Tent's ImageNet ResNet-50
 # value is 2.5e-4 at batch 64, and `entmin sweep` finds one for your model).
 DEFAULT_LR = {"cnn": 1e-3, "cnn_gn": 1e-3, "vit": 1e-2}   # cnn_gn: the BN CNN's value, not swept
-DATASET_CLASSES = {"fmnist": 10, "cifar10c": 10, "imagenetc": 1000}
+DATASET_CLASSES = {"fmnist": 10, "idx": 0, "cifar10c": 10, "imagenetc": 1000}   # idx: counted from its labels
+IDX_DATASETS = ("fmnist", "idx")   # IDX files (Fashion-MNIST's names) corrupted by entmin
 SPLITS = ("all", "search", "holdout")
 
 
@@ -60,7 +61,8 @@ class RunConfig:
     objective_options: tuple[tuple[str, Any], ...] = _opt(
         (), "options of a named objective (TOML table; --tau/--alpha on the command line)", cli=False)
     model: str = _opt("cnn", f"built-in model ({', '.join(MODEL_NAMES)}) or timm:<arch> / torchvision:<arch>")
-    dataset: str = _opt("fmnist", "fmnist (built-in), cifar10c or imagenetc (these two with --data-dir)",
+    dataset: str = _opt("fmnist", "fmnist (built-in), idx (your own IDX files: any size and class count), "
+                                  "cifar10c or imagenetc (these three with --data-dir)",
                         tuple(DATASET_CLASSES))
     protocol: str = _opt("single", "single: reset before each domain; continual: one stream, no reset; gradual: "
                                    "severities 1-5-1 per corruption; mixed: all domains shuffled together; "
@@ -114,7 +116,7 @@ class RunConfig:
         if not self.corruptions:
             bad("corruptions", "empty")
         for c in self.corruptions:
-            if self.dataset == "fmnist" and c not in CORRUPTIONS and c != "clean":
+            if self.dataset in IDX_DATASETS and c not in CORRUPTIONS and c != "clean":
                 bad("corruptions", f"unknown corruption {c!r}; choose from {list(CORRUPTIONS)} or 'clean'")
         if self.batch_size < 1:
             bad("batch_size", f"must be >= 1, got {self.batch_size}")

@@ -34,7 +34,7 @@ def significant_provenance(cfg: RunConfig) -> dict[str, str]:
     out = {}
     for key, value in cfg.provenance:
         default = BUILTIN_PROVENANCE.get(f"weights:{cfg.model}" if key == "weights" else key)
-        if key in ("data", "corruptions") and cfg.dataset != "fmnist":
+        if key in ("data", "corruptions") and cfg.dataset != "fmnist":   # the defaults are Debian's Fashion-MNIST
             default = None
         if value != default:
             out[key] = value
@@ -50,7 +50,7 @@ def actual_provenance(cfg: RunConfig, data_dir: str | Path | None = None, cache_
 
     source = source or DataSource(cfg.dataset, data_dir, cache_dir, cfg.class_list)
     prov = {"data": source.fingerprint(cfg)}
-    if cfg.dataset == "fmnist":
+    if cfg.dataset in ("fmnist", "idx"):
         from ..data.corruptions import corruption_code
 
         prov["corruptions"] = corruption_code()

@@ -26,7 +26,7 @@ from ..errors import DataError, UsageError
 from ..models.zoo import load_model, restrict_head
 from ..objectives import entropy
 from ..utils import seed_everything
-from .config import DATASET_CLASSES, RunConfig
+from .config import DATASET_CLASSES, IDX_DATASETS, RunConfig
 from .provenance import resolve
 from .store import ResultStore
 from .streams import Domain, Segment, Stream, batch_bounds, domain_subset, stream_domains
@@ -58,8 +58,10 @@ class DataSource:
     def __init__(self, dataset: str = "fmnist", data_dir: str | Path | None = None,
                  cache_dir: str | Path | None = None, class_list: str | None = None) -> None:
         self.dataset, self.data_dir = dataset, data_dir
-        if dataset == "fmnist":
-            self.fmnistc = FMNISTC(data_dir, cache_dir)
+        if dataset == "idx" and not data_dir:
+            raise UsageError("dataset 'idx' needs --data-dir: the folder of your IDX files")
+        if dataset in IDX_DATASETS:
+            self.fmnistc = FMNISTC(data_dir, cache_dir, name=dataset)
         elif dataset not in DATASET_CLASSES:
             raise UsageError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASET_CLASSES)}")
         elif not data_dir:
@@ -72,6 +74,8 @@ class DataSource:
 
     @property
     def num_classes(self) -> int:
+        if self.dataset == "idx":
+            return int(self.fmnistc.labels().max()) + 1
         return len(self.classes) if self.classes is not None else DATASET_CLASSES[self.dataset]
 
     @property
@@ -81,7 +85,7 @@ class DataSource:
 
     def domain(self, corruption: str, severity: int):
         """The images and labels of one domain: in memory, or an index of files decoded on demand."""
-        if self.dataset == "fmnist":
+        if self.dataset in IDX_DATASETS:
             d = TensorDomain(*self.fmnistc.load(corruption, severity))
         elif self.dataset == "cifar10c":
             d = TensorDomain(*load_cifar10c(self.data_dir, corruption, severity))
@@ -100,14 +104,14 @@ class DataSource:
 
     def labels(self, domain: Domain) -> torch.Tensor:
         """Labels of a domain (for streams whose order depends on them)."""
-        if self.dataset == "fmnist":
+        if self.dataset in IDX_DATASETS:
             return self.fmnistc.labels()
         return self.domain(*domain).labels
 
     def size(self, domain: Domain) -> int:
         """Number of images of a domain (the Fashion-MNIST test set size without reading a split)."""
         if domain not in self._sizes:
-            if self.dataset == "fmnist":
+            if self.dataset in IDX_DATASETS:
                 self._sizes[domain] = len(self.fmnistc.labels())
             else:
                 self.domain(*domain)
@@ -116,7 +120,7 @@ class DataSource:
     def fingerprint(self, cfg: RunConfig) -> str:
         """Identity of the data ``cfg`` reads: the decoded Fashion-MNIST arrays, or the files (path, size,
         modification time; labels by content) of the CIFAR-10-C / ImageNet-C domains it visits."""
-        if self.dataset == "fmnist":
+        if self.dataset in IDX_DATASETS:
             return data_fingerprint(self.data_dir)
         root = Path(self.data_dir)
         if not root.is_dir():
@@ -132,9 +136,9 @@ class DataSource:
 
     def clean_batches(self, n: int = 2000, batch_size: int = 64, seed: int = 0) -> list[torch.Tensor]:
         """Clean in-distribution batches (EATA's Fisher): Fashion-MNIST *training* images."""
-        if self.dataset != "fmnist":
-            raise UsageError("EATA needs clean in-distribution samples; only the built-in dataset provides them "
-                             "in the runner (use the Python API with your own fisher_loader)")
+        if self.dataset not in IDX_DATASETS:
+            raise UsageError("EATA needs clean in-distribution samples; only IDX datasets provide them "
+                             "(their training images) in the runner (use the Python API with your own fisher_loader)")
         x, _ = load_fashion_mnist("train", self.data_dir)
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
         return [x[idx[i:i + batch_size]] for i in range(0, len(idx), batch_size)]

@@ -46,8 +46,9 @@ class FMNISTC:
     """Corrupted Fashion-MNIST test splits (and the clean split, corruption ``clean``) as float tensors in
     [0, 1], with the labels of the clean test set they were made from."""
 
-    def __init__(self, data_dir: str | Path | None = None, cache_dir: str | Path | None = None, seed: int = 0) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: str | Path | None = None, cache_dir: str | Path | None = None, seed: int = 0,
+                 name: str = "fmnist") -> None:
+        self.data_dir, self.name = data_dir, name
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir or default_cache_dir())
         self._clean: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -61,7 +62,7 @@ class FMNISTC:
     @property
     def root(self) -> Path:
         if self._root is None:
-            self._root = self.cache_dir / "fmnist-c" / f"{self.fingerprint[:16]}-{corruption_code()}-seed{self.seed}"
+            self._root = self.cache_dir / f"{self.name}-c" / f"{self.fingerprint[:16]}-{corruption_code()}-seed{self.seed}"
         return self._root
 
     def checksum_path(self, corruption: str, severity: int) -> Path:

@@ -46,6 +46,10 @@ def find_data_dir(data_dir: str | Path | None = None) -> Path:
     for folder in candidates:
         if all(_find_file(folder, s) for pair in _FILES.values() for s in pair):
             return folder
+    if data_dir:   # the user's own folder: say what is missing there, not how to install Fashion-MNIST
+        missing = [s for pair in _FILES.values() for s in pair if not _find_file(Path(data_dir), s)]
+        raise FileNotFoundError(f"no IDX dataset in {data_dir}: missing {', '.join(missing)} (.gz or not); "
+                                "Fashion-MNIST's file names are expected")
     looked = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(f"Fashion-MNIST not found (looked in: {looked}); {INSTALL_HINT}")
 
