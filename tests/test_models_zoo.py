@@ -160,3 +160,17 @@ def test_saved_checkpoint_round_trip_and_tamper_check(tmp_path):
     path.write_bytes(path.read_bytes()[:-8] + b"tampered")
     with pytest.raises(ValueError, match="corrupt or was replaced"):
         load_model("vit", path)
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_gn", "vit"])
+def test_committed_source_models_score_what_their_metadata_says(name, fmnist_test):
+    """Each committed checkpoint loads (checksum-verified) and reproduces its recorded clean accuracy."""
+    from entmin.models.checkpoints import CHECKPOINT_DIR, checkpoint_metadata, load_source_model
+
+    model = load_source_model(name)
+    x, y = fmnist_test
+    with torch.no_grad():
+        acc = sum(int((model(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum()) for i in range(0, len(x), 1000))
+    meta = checkpoint_metadata(CHECKPOINT_DIR / f"fmnist_{name}.pt")
+    assert acc / len(x) == pytest.approx(meta["clean_test_accuracy"], abs=1e-4)
+    assert meta["arch"] == name
