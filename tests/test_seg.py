@@ -229,3 +229,31 @@ def test_uda_cli_and_report(tiny_segmenter, tmp_path):
     res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--target", "sepia",
                                    "--store", str(store), "--cache-dir", str(data.cache_dir)])
     assert res.exit_code == 2 and "unknown target domain 'sepia'" in res.output
+
+
+@pytest.mark.parametrize("arch", ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50"])
+def test_a_torchvision_segmenter_takes_per_pixel_tent_with_adadem(arch):
+    """torchvision's models (random init, through the CPU route) plug into the same adapters: the dict output is
+    unwrapped, grayscale is repeated to RGB, only BN affine parameters move, reset is exact."""
+    from entmin.adapt import make_adapter
+    from entmin.models.zoo import import_vision_library
+    from entmin.seg import DenseLogits
+
+    try:
+        tv = import_vision_library("torchvision")
+    except Exception as e:                       # the vision extra is optional outside CI
+        pytest.skip(f"torchvision unavailable: {e}")
+    torch.manual_seed(0)
+    net = getattr(tv.models.segmentation, arch)(weights=None, weights_backbone=None, num_classes=11)
+    model = DenseLogits(net, in_channels=3).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tent = make_adapter("tent", model, "adadem", num_classes=11, optimizer={"name": "adam", "lr": 1e-3})
+    x = torch.rand(2, 1, 64, 64)
+    out = tent(x)
+    assert out.shape == (2, 11, 64, 64)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    norms = {n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert changed and all(k.rsplit(".", 1)[0] in norms and k.endswith(("weight", "bias")) for k in changed)
+    assert int(tent.objective.num_updates) == 1                          # the bank saw the pixels once
+    tent.reset()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

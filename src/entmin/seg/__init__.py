@@ -3,8 +3,8 @@ U-Net, segmentation metrics, and test-time adaptation with per-pixel objectives 
 from __future__ import annotations
 
 from .metrics import SegMetrics, confusion_matrix
-from .model import SegUNet
+from .model import DenseLogits, SegUNet
 from .scenes import BACKGROUND, NUM_SEG_CLASSES, SCENES_VERSION, SceneData, make_scenes
 
-__all__ = ["BACKGROUND", "NUM_SEG_CLASSES", "SCENES_VERSION", "SceneData", "SegMetrics", "SegUNet",
+__all__ = ["BACKGROUND", "DenseLogits", "NUM_SEG_CLASSES", "SCENES_VERSION", "SceneData", "SegMetrics", "SegUNet",
            "confusion_matrix", "make_scenes"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SegUNet"]
+__all__ = ["DenseLogits", "SegUNet"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -35,3 +35,31 @@ class SegUNet(nn.Module):
         d2 = self.dec2(torch.cat([self.up2(e3), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
         return self.head(d1)
+
+
+class DenseLogits(nn.Module):
+    """Any segmentation network as a ``(N, C_in, H, W) -> (N, K, H, W)`` logits module, so that the adapters
+    and objectives take it as they take :class:`SegUNet`: torchvision's models return a dict (``{"out": ...,
+    "aux": ...}``), others a tuple; ``in_channels`` repeats grayscale input for RGB backbones. E.g.::
+
+        net = torchvision.models.segmentation.deeplabv3_resnet50(weights=..., num_classes=K)
+        tent = make_adapter("tent", DenseLogits(net, in_channels=3), "adadem", num_classes=K)
+    """
+
+    def __init__(self, model: nn.Module, key: str = "out", in_channels: int | None = None) -> None:
+        super().__init__()
+        self.model, self.key, self.in_channels = model, key, in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels is not None and x.shape[1] != self.in_channels:
+            if x.shape[1] != 1:
+                raise ValueError(f"cannot turn {x.shape[1]} input channels into {self.in_channels}")
+            x = x.expand(-1, self.in_channels, -1, -1)
+        out = self.model(x)
+        if isinstance(out, dict):
+            out = out[self.key]
+        elif isinstance(out, (tuple, list)):
+            out = out[0]
+        if out.dim() != 4:
+            raise ValueError(f"the wrapped model returned {tuple(out.shape)}, not (N, K, H, W) logits")
+        return out
