@@ -68,7 +68,16 @@ def register(app: typer.Typer) -> None:
             d["fashion_mnist"] = f"missing: {e}"
         d["cache"] = str(default_cache_dir())
         d["corruption_code"] = corruption_code()
-        d["checkpoints"] = {p.name: json.loads(p.read_text()).get("clean_test_accuracy")
-                            for p in sorted(CHECKPOINT_DIR.glob("*.json"))}
+        d["checkpoints"] = {p.name: _headline(json.loads(p.read_text())) for p in sorted(CHECKPOINT_DIR.glob("*.json"))}
         d["optional"] = extras_status()
         print(json.dumps(d, indent=2))
+
+
+def _headline(meta: dict) -> str | float | None:
+    """A checkpoint's clean score, whatever its task calls it (accuracy, mIoU, zero-shot accuracy)."""
+    for key, name in (("clean_test_accuracy", None), ("clean_test_miou", "mIoU"),
+                      ("zero_shot_clean_accuracy", "zero-shot accuracy")):
+        if key in meta:
+            return meta[key] if name is None else f"{name} {meta[key]:.4f}"
+    return None
+
