@@ -3,7 +3,8 @@ guard that code, expect them to fail, restore the file. Usage: python scripts/mu
 (from a clean checkout, with no other entmin job starting meanwhile: they would import the mutated code). The
 first 28 were last run in full on the 2-core machine (28 of 28 caught); the 15 added on 2026-12-02 for the RL,
 dense, segmentation, TPT and training-loss code, and the repaired 'no optimizer step' anchor, were run that day:
-16 of 16 caught."""
+16 of 16 caught. The last 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
+added and run in session 6."""
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,14 @@ M = [
  ("UDA resume loses the data stream", "src/entmin/seg/uda.py", "        g.set_state(st[\"generator\"])", "        pass", "tests/test_seg.py -k uda_resumes"),
  ("AdvEnt adversarial term off", "src/entmin/seg/uda.py", "            loss = loss + cfg.lambda_adv * _bce(", "            loss = loss + 0 * _bce(", "tests/test_seg.py -k really_act"),
  ("training loss weight", "src/entmin/training/losses.py", "return super().forward(out) + self.unsup_weight * self.adadem(out.weak).mean()", "return super().forward(out) + 1.01 * self.unsup_weight * self.adadem(out.weak).mean()", "tests/test_training.py -k pinned"),
+ ("imbalanced ignores the ratio", "src/entmin/bench/streams.py", "w = np.array([ratio if c == current else 1.0 for c in left])", "w = np.array([1.0 for c in left])", "tests/test_streams.py -k imbalanced_order"),
+ ("TPT bench draws views from the run order", "src/entmin/tpt/bench.py", "            self.tpt.generator.manual_seed(self.seed * 1_000_003 + i)\n", "", "tests/test_tpt_bench.py -k resume"),
+ ("MiniCLIP text tower not causal", "src/entmin/tpt/mini_clip.py", "mask=self.attn_mask, is_causal=True)", ")", "tests/test_tpt_bench.py -k causal"),
+ ("TPT key ignores the weights", "src/entmin/tpt/bench.py", "cfg = replace(cfg, weights_sha256=state_dict_sha256(clip.state_dict()),", "cfg = replace(cfg, weights_sha256=\"\",", "tests/test_tpt_bench.py -k keyed"),
+ ("TPT(CoOp) starts from the words", "src/entmin/tpt/tpt.py", "            self.prompt.set_context(context)", "            pass", "tests/test_tpt_bench.py -k zero_steps"),
+ ("idx classes from the table", "src/entmin/bench/runner.py", "        if self.dataset == \"idx\":\n            return int(self.fmnistc.labels().max()) + 1\n", "", "tests/test_robustness.py -k idx_dataset"),
+ ("batch 1 merged", "src/entmin/bench/streams.py", "    if batch_size > 1 and len(bounds) > 1", "    if len(bounds) > 1", "tests/test_streams.py -k batch_size_one"),
+ ("DenseLogits keeps the dict", "src/entmin/seg/model.py", "        if isinstance(out, dict):\n            out = out[self.key]", "        if False:\n            out = out[self.key]", "tests/test_seg.py -k torchvision"),
 ]
 
 def main(selected: list[str]) -> int:
