@@ -166,19 +166,23 @@ def test_config_refuses_what_it_cannot_mean():
 
 
 def test_the_table_averages_complete_splits_over_seeds():
-    def rec(h, method, seed, split, correct, label):
+    def rec(h, method, seed, split, correct, label, objective="em"):
         return {"config_hash": h, "seed": seed, "split": split, "block": 0, "label": label, "n": 10,
-                "correct": correct, "wall_seconds": 0.1,
-                "config": {"method": method, "steps": 1, "lr": 5e-3, "n_images": 10, "block": 10}}
+                "correct": correct, "wall_seconds": 0.1, "config": {"method": method, "objective": objective,
+                                                                    "steps": 1, "lr": 5e-3, "n_images": 10, "block": 10}}
     recs = {str(i): r for i, r in enumerate([
         rec("z", "zero-shot", 0, "clean", 8, "zero-shot"), rec("z", "zero-shot", 0, "fog", 4, "zero-shot"),
         rec("t", "tpt", 0, "clean", 9, "TPT"), rec("t", "tpt", 0, "fog", 6, "TPT"),
-        rec("t", "tpt", 1, "clean", 7, "TPT"), rec("t", "tpt", 1, "fog", 6, "TPT")])}
+        rec("t", "tpt", 1, "clean", 7, "TPT"), rec("t", "tpt", 1, "fog", 6, "TPT"),
+        rec("a", "tpt", 1, "clean", 8, "TPT+AdaDEM", "adadem"), rec("a", "tpt", 1, "fog", 8, "TPT+AdaDEM", "adadem"),
+        rec("p", "tpt", 0, "clean", 1, "TPT+DEM", "dem")])}                  # unfinished: fog missing
     md = tpt_table_markdown(recs)
-    tpt_row = next(line for line in md.splitlines() if line.startswith("| TPT"))
-    cells = [c.strip() for c in tpt_row.split("|")[1:-1]]
-    assert cells[3:6] == ["80.0", "60.0", "60.0 ± 0.0"]
-    assert cells[6] == "70.0 ± 5.0 (+10.0)" and cells[7] == "2"
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines()
+             if line.startswith("| ") and not line.startswith("| method")}
+    assert cells["TPT"][3:6] == ["80.0", "60.0", "60.0 ± 0.0"]
+    assert cells["TPT"][6] == "70.0 ± 5.0 (+10.0)" and cells["TPT"][7] == "–" and cells["TPT"][8] == "2"
+    assert cells["TPT+AdaDEM"][7] == "+15.00 (n=1)"          # 80.0 vs TPT seed 1 (65.0): paired, not vs the mean
+    assert "TPT+DEM" not in cells and "1 configuration(s) not shown" in md
 
 
 def test_the_committed_model_is_what_its_metadata_says(fmnist_test):

@@ -18,8 +18,8 @@ def _short(split: str) -> str:
 
 def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     """Only splits whose every block is stored count; a configuration's row uses the splits all its seeds
-    finished, and the columns are the splits every row has (others are left out rather than averaged
-    over fewer images)."""
+    finished. "Δ vs EM" compares a DEM/AdaDEM row with the same method, steps, lr and views under EM over the
+    seeds both have (paired: same images, same augmentations)."""
     acc: dict[str, dict[int, dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in records.values():
         acc[r["config_hash"]][r["seed"]][r["split"]].append(r)
@@ -37,14 +37,23 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
         rows.append((cfg, next(iter(next(iter(seeds.values())).values()))[0]["label"], per, float(np.mean(secs))))
     if not rows:
         return ""
-    splits = sorted(set.intersection(*(set(next(iter(p.values()))) for _, _, p, _ in rows)),
+    # columns: the splits of the most complete row; a row that lacks some (still running) is left out and
+    # counted below the table, rather than averaged over fewer splits or shrinking every other row's columns
+    splits = sorted(max((set(next(iter(p.values()))) for _, _, p, _ in rows), key=len),
                     key=lambda s: (s != "clean", s))
+    partial = [r for r in rows if not set(splits) <= set(next(iter(r[2].values())))]
+    rows = [r for r in rows if r not in partial]
     corrupted = [s for s in splits if s != "clean"]
     rows.sort(key=lambda r: (_ORDER[r[0]["method"]], r[0]["steps"], r[0]["lr"], r[1]))
     base = next((np.mean([np.mean([v[s] for s in splits]) for v in p.values()]) for c, _, p, _ in rows
                  if c["method"] == "zero-shot"), None)
     head = ["method", "steps", "lr", *(_short(s) for s in splits), "corrupted avg", "avg (Δ vs zero-shot)",
-            "seeds", "ms / image"]
+            "Δ vs EM", "seeds", "ms / image"]
+
+    def twin(cfg: dict[str, Any]) -> tuple:
+        return (cfg["method"], cfg["steps"], cfg["lr"], cfg.get("augment", "crops"))
+    em_avg = {twin(c): {seed: np.mean([v[s] for s in splits]) for seed, v in p.items()}
+              for c, _, p, _ in rows if c["method"] in ("tpt", "tpt-coop") and c["objective"] == "em"}
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cfg, label, per, sec in rows:
         tuned = cfg["method"] in ("tpt", "tpt-coop")
@@ -52,8 +61,13 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
         cor = [np.mean([v[s] for s in corrupted]) for v in per.values()] if corrupted else [np.nan]
         avg = [np.mean([v[s] for s in splits]) for v in per.values()]
         delta = f" ({100 * (np.mean(avg) - base):+.1f})" if base is not None else ""
+        em = em_avg.get(twin(cfg)) if tuned and cfg["objective"] != "em" else None
+        paired = [np.mean([v[s] for s in splits]) - em[seed] for seed, v in per.items() if em and seed in em]
+        vs_em = f"{100 * np.mean(paired):+.2f} (n={len(paired)})" if paired else "–"
         lines.append("| " + " | ".join([
             label, str(cfg["steps"]) if tuned else "–", f"{cfg['lr']:g}" if tuned else "–", *cells,
-            f"{100 * np.mean(cor):.1f} ± {100 * np.std(cor):.1f}", f"{100 * np.mean(avg):.1f} ± "
-            f"{100 * np.std(avg):.1f}{delta}", str(len(per)), f"{1000 * sec:.1f}"]) + " |")
+            f"{100 * np.mean(cor):.1f} ± {100 * np.std(cor):.1f}" if corrupted else "–", f"{100 * np.mean(avg):.1f} ± "
+            f"{100 * np.std(avg):.1f}{delta}", vs_em, str(len(per)), f"{1000 * sec:.1f}"]) + " |")
+    if partial:
+        lines.append(f"\n({len(partial)} configuration(s) not shown: not all of these splits finished yet)")
     return "\n".join(lines) + "\n"
