@@ -9,8 +9,14 @@ import torch
 from entmin.bench.config import RunConfig
 from entmin.bench.runner import run_experiment
 from entmin.bench.store import ResultStore
-from entmin.bench.streams import (GRADUAL_SEVERITIES, PROTOCOLS, Stream, dirichlet_order, imbalanced_order,
-                                  segment_count)
+from entmin.bench.streams import (
+    GRADUAL_SEVERITIES,
+    PROTOCOLS,
+    Stream,
+    dirichlet_order,
+    imbalanced_order,
+    segment_count,
+)
 from entmin.bench.tables import build_table, table_markdown
 
 DOMAINS = (("fog", 5), ("snow", 5), ("contrast", 5))

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from test_provenance import fake_fmnist
 from typer.testing import CliRunner
 
 from entmin.bench.store import ResultStore
@@ -18,8 +19,6 @@ from entmin.tpt.coop import few_shot_indices, train_coop
 from entmin.tpt.mini_clip import CLASSNAMES, ENSEMBLE_TEMPLATES, MiniCLIP, build_vocabulary
 from entmin.tpt.mini_clip_train import batch_crops, load_mini_clip, zero_shot_accuracy
 from entmin.tpt.report import tpt_table_markdown
-
-from test_provenance import fake_fmnist
 
 
 @pytest.fixture
@@ -109,7 +108,7 @@ def small_data(tmp_path_factory, fmnist_test):
 
 
 def _cfg(**kw):
-    base = dict(n_images=6, block=3, n_views=4, coop_shots=4, coop_steps=5)
+    base = {"n_images": 6, "block": 3, "n_views": 4, "coop_shots": 4, "coop_steps": 5}
     return TPTConfig(**{**base, **kw})
 
 

@@ -46,7 +46,7 @@ def actual_provenance(cfg: RunConfig, data_dir: str | Path | None = None, cache_
     """(key, value) pairs of what ``cfg`` would read on this machine (``source``: the run's DataSource, whose
     folder indexes are then reused by the run)."""
     from ..models.zoo import weights_fingerprint
-    from .runner import DataSource
+    from .sources import DataSource
 
     source = source or DataSource(cfg.dataset, data_dir, cache_dir, cfg.class_list)
     prov = {"data": source.fingerprint(cfg)}

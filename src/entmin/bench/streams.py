@@ -37,8 +37,21 @@ from typing import Protocol
 import numpy as np
 import torch
 
-__all__ = ["GRADUAL_SEVERITIES", "PROTOCOLS", "PROTOCOL_BUILDERS", "SEARCH_FRACTION", "Segment", "Stream", "imbalanced_order",
-           "StreamData", "batch_bounds", "dirichlet_order", "domain_subset", "segment_count", "stream_domains"]
+__all__ = [
+    "GRADUAL_SEVERITIES",
+    "PROTOCOLS",
+    "PROTOCOL_BUILDERS",
+    "SEARCH_FRACTION",
+    "Segment",
+    "Stream",
+    "StreamData",
+    "batch_bounds",
+    "dirichlet_order",
+    "domain_subset",
+    "imbalanced_order",
+    "segment_count",
+    "stream_domains",
+]
 
 SEARCH_FRACTION = 0.2
 Domain = tuple[str, int]  # (corruption or "clean", severity)

@@ -8,7 +8,7 @@ import typer
 
 from ..data.corruptions import CORRUPTIONS
 from ..objectives import OBJECTIVES
-from .common import Items, comma_list, console, handle_errors, progress, set_threads
+from .common import Items, comma_list, console, handle_errors, progress
 
 __all__ = ["register"]
 

@@ -6,5 +6,14 @@ from .metrics import SegMetrics, confusion_matrix
 from .model import DenseLogits, SegUNet
 from .scenes import BACKGROUND, NUM_SEG_CLASSES, SCENES_VERSION, SceneData, make_scenes
 
-__all__ = ["BACKGROUND", "DenseLogits", "NUM_SEG_CLASSES", "SCENES_VERSION", "SceneData", "SegMetrics", "SegUNet",
-           "confusion_matrix", "make_scenes"]
+__all__ = [
+           "BACKGROUND",
+           "NUM_SEG_CLASSES",
+           "SCENES_VERSION",
+           "DenseLogits",
+           "SceneData",
+           "SegMetrics",
+           "SegUNet",
+           "confusion_matrix",
+           "make_scenes",
+]

@@ -12,11 +12,18 @@ import math
 import re
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CLASSNAMES", "DESCRIPTIONS", "ENSEMBLE_TEMPLATES", "MiniCLIP", "SPECIALS", "TRAIN_TEMPLATES",
-           "build_vocabulary", "captions"]
+__all__ = [
+    "CLASSNAMES",
+    "DESCRIPTIONS",
+    "ENSEMBLE_TEMPLATES",
+    "SPECIALS",
+    "TRAIN_TEMPLATES",
+    "MiniCLIP",
+    "build_vocabulary",
+    "captions",
+]
 
 # Fashion-MNIST's classes as words a caption would use (the dataset's own names are "T-shirt/top", "Ankle boot")
 CLASSNAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")

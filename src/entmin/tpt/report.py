@@ -24,7 +24,7 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     for r in records.values():
         acc[r["config_hash"]][r["seed"]][r["split"]].append(r)
     rows = []
-    for h, seeds in acc.items():
+    for seeds in acc.values():
         cfg = next(iter(next(iter(seeds.values())).values()))[0]["config"]
         need = -(-cfg["n_images"] // cfg["block"])
         full = {s: {sp: blocks for sp, blocks in v.items() if len(blocks) == need} for s, v in seeds.items()}
@@ -64,10 +64,11 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
         em = em_avg.get(twin(cfg)) if tuned and cfg["objective"] != "em" else None
         paired = [np.mean([v[s] for s in splits]) - em[seed] for seed, v in per.items() if em and seed in em]
         vs_em = f"{100 * np.mean(paired):+.2f} (n={len(paired)})" if paired else "–"
+        cor_cell = f"{100 * np.mean(cor):.1f} ± {100 * np.std(cor):.1f}" if corrupted else "–"
+        avg_cell = f"{100 * np.mean(avg):.1f} ± {100 * np.std(avg):.1f}{delta}"
         lines.append("| " + " | ".join([
-            label, str(cfg["steps"]) if tuned else "–", f"{cfg['lr']:g}" if tuned else "–", *cells,
-            f"{100 * np.mean(cor):.1f} ± {100 * np.std(cor):.1f}" if corrupted else "–", f"{100 * np.mean(avg):.1f} ± "
-            f"{100 * np.std(avg):.1f}{delta}", vs_em, str(len(per)), f"{1000 * sec:.1f}"]) + " |")
+            label, str(cfg["steps"]) if tuned else "–", f"{cfg['lr']:g}" if tuned else "–", *cells, cor_cell,
+            avg_cell, vs_em, str(len(per)), f"{1000 * sec:.1f}"]) + " |")
     if partial:
         lines.append(f"\n({len(partial)} configuration(s) not shown: not all of these splits finished yet)")
     return "\n".join(lines) + "\n"
