@@ -258,3 +258,18 @@ def test_the_augmix_option_changes_the_key_but_not_the_default_keys():
     assert TPTConfig(method="tpt", augment="augmix").label == "TPT [AugMix]"
     with pytest.raises(Exception, match="unknown augmentation"):
         TPTConfig(augment="cutout")
+
+
+def test_an_offset_subset_is_disjoint_keyed_and_labelled(clip, small_data, tmp_path):
+    from entmin.errors import UsageError
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    test = run_tpt(_cfg(method="zero-shot"), 0, ("clean",), store, clip, list(CLASSNAMES), small_data)
+    search = run_tpt(_cfg(method="zero-shot", offset=6), 0, ("clean",), store, clip, list(CLASSNAMES), small_data)
+    a = {i for r in test for i in r["indices"]}
+    b = {i for r in search for i in r["indices"]}
+    assert len(a) == len(b) == 6 and not a & b
+    assert search[0]["config_hash"] != test[0]["config_hash"]
+    assert _cfg(method="tpt", offset=6).label == "TPT [images 6-12]"
+    with pytest.raises(UsageError, match="offset"):
+        _cfg(offset=-1)

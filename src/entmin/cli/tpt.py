@@ -83,6 +83,8 @@ def register(app: typer.Typer) -> None:
             severity: int = typer.Option(5, help="corruption severity"),
             n_images: int = typer.Option(500, help="test images per split (the same seeded subset everywhere)"),
             block: int = typer.Option(100, help="images per stored block (the unit of resumption)"),
+            offset: int = typer.Option(0, help="skip this many images of the fixed order (--offset 300 --n-images "
+                                               "100: a subset disjoint from the default test subset, to search on)"),
             weights: Path | None = typer.Option(None, help="CLIP-style checkpoint (default: the committed one)"),
             store: Path = typer.Option(Path("results/tpt.sqlite"), help="results store; finished blocks are skipped"),
             jobs: int = typer.Option(1, help="(configuration, seed) runs in parallel, one process and thread each"),
@@ -108,10 +110,10 @@ def register(app: typer.Typer) -> None:
                 for obj in objectives:
                     dem = {"tau": tau, "alpha": alpha} if obj == "dem" else {}
                     runs += [(TPTConfig(method, obj, steps=k, lr=r, n_views=n_views, augment=a, severity=severity,
-                                        n_images=n_images, block=block, **dem), s)
+                                        n_images=n_images, block=block, offset=offset, **dem), s)
                              for a in augment for k in steps for r in lr for s in seeds]
             else:
-                runs.append((TPTConfig(method, severity=severity, n_images=n_images, block=block), 0))
+                runs.append((TPTConfig(method, severity=severity, n_images=n_images, block=block, offset=offset), 0))
         ResultStore(store).close()                         # an unwritable store fails before any compute
         if corrupted := [n for n in names if n != "clean"]:  # build missing splits once, not in every worker
             from ..data.cache import FMNISTC

@@ -54,6 +54,7 @@ class TPTConfig:
     augment: str = "crops"          # crops: random resized crops + flips (TPT on ImageNet); augmix (its other sets)
     severity: int = 5
     n_images: int = 1000
+    offset: int = 0                 # first image of the fixed permutation: a search subset disjoint from the test one
     block: int = 100
     coop_shots: int = 16
     coop_steps: int = 300
@@ -72,6 +73,8 @@ class TPTConfig:
             raise UsageError("objective dem needs tau and alpha, and only dem takes them")
         if self.augment not in AUGMENTS:
             raise UsageError(f"unknown augmentation {self.augment!r}: one of {', '.join(AUGMENTS)}")
+        if self.offset < 0:
+            raise UsageError(f"offset must be >= 0, got {self.offset}")
         if self.n_images < 1 or self.block < 1 or self.steps < 0 or self.n_views < 0 or not self.lr > 0:
             raise UsageError("n_images and block must be >= 1, steps and n_views >= 0, lr > 0")
 
@@ -84,8 +87,9 @@ class TPTConfig:
         d = asdict(self)
         for f in (() if self.tuned else _TPT_FIELDS) + (() if "coop" in self.method else _COOP_FIELDS):
             del d[f]
-        if d.get("augment") == "crops":   # added after the first stores: left out at its default, same keys
-            del d["augment"]
+        for f, default in (("augment", "crops"), ("offset", 0)):   # added after the first stores: left out
+            if d.get(f) == default:                                 # at their defaults, so old keys hold
+                del d[f]
         return json_fingerprint(d)
 
     @property
@@ -97,12 +101,14 @@ class TPTConfig:
         obj = {"em": "", "adadem": "+AdaDEM"}.get(self.objective, f"+{self.objective.upper()}")
         if self.objective == "dem":
             obj = f"+DEM({self.tau:g}, {self.alpha:g})"
-        return base + obj + (" [AugMix]" if self.augment == "augmix" else "")
+        where = f" [images {self.offset}-{self.offset + self.n_images}]" if self.offset else ""
+        return base + obj + (" [AugMix]" if self.augment == "augmix" else "") + where
 
 
-def _subset(n_total: int, n: int) -> torch.Tensor:
-    """The evaluated images: the same seeded subset for every method, seed and split."""
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[:n]
+def _subset(n_total: int, n: int, offset: int = 0) -> torch.Tensor:
+    """The evaluated images: positions ``offset .. offset + n`` of one fixed permutation, the same for every
+    method, seed and split (``offset`` >= the test subset's size gives a disjoint subset, e.g. for a search)."""
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[offset:offset + n]
 
 
 def _objective_options(cfg: TPTConfig) -> dict[str, Any]:
@@ -176,7 +182,7 @@ def run_tpt(cfg: TPTConfig, seed: int, splits: tuple[str, ...], store: ResultSto
         predict = _Predictor(cfg, clip, classnames, data, seed)
     for split in dict.fromkeys(s for s, _ in todo):
         x, y = data.load(split, cfg.severity)
-        subset = _subset(len(x), cfg.n_images)
+        subset = _subset(len(x), cfg.n_images, cfg.offset)
         for s, b in todo:
             if s != split:
                 continue
