@@ -92,6 +92,8 @@ def register(app: typer.Typer) -> None:
             cache_dir: str | None = typer.Option(None, help="corruption cache (default $ENTMIN_CACHE)")) -> None:
         """Zero-shot, prompt ensemble, CoOp, TPT and TPT(CoOp) with em/dem/adadem on the committed CLIP-style model,
         clean and corrupted test images; `entmin report --store` writes the table."""
+        from rich.markup import escape
+
         from ..bench.store import ResultStore
         from ..errors import UsageError
         from ..tpt.bench import TPTConfig
@@ -122,7 +124,7 @@ def register(app: typer.Typer) -> None:
         args = (names, str(store), str(weights) if weights else None, data_dir, cache_dir)
         with progress(len(runs), "tpt runs") as advance:
             def line(out: tuple[str, int, float, float]) -> None:
-                advance(line=f"{out[0]} seed {out[1]}: accuracy {100 * out[2]:.1f} over {len(names)} split(s) "
+                advance(line=f"{escape(out[0])} seed {out[1]}: accuracy {100 * out[2]:.1f} over {len(names)} split(s) "
                              f"({1000 * out[3]:.1f} ms/image)")
             if jobs == 1:
                 for cfg, seed in runs:
