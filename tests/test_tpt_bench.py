@@ -174,7 +174,9 @@ def test_the_table_averages_complete_splits_over_seeds():
         rec("t", "tpt", 0, "clean", 9, "TPT"), rec("t", "tpt", 0, "fog", 6, "TPT"),
         rec("t", "tpt", 1, "clean", 7, "TPT"), rec("t", "tpt", 1, "fog", 6, "TPT"),
         rec("a", "tpt", 1, "clean", 8, "TPT+AdaDEM", "adadem"), rec("a", "tpt", 1, "fog", 8, "TPT+AdaDEM", "adadem"),
-        rec("p", "tpt", 0, "clean", 1, "TPT+DEM", "dem")])}                  # unfinished: fog missing
+        rec("p", "tpt", 0, "clean", 1, "TPT+DEM", "dem"),                    # unfinished: fog missing
+        *[{**rec("o", "tpt", 1, sp, 1, "TPT [images 10-20]"), "config": {**rec("o", "tpt", 1, sp, 1, "")["config"],
+                                                                         "offset": 10}} for sp in ("clean", "fog")]])}
     md = tpt_table_markdown(recs)
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines()
              if line.startswith("| ") and not line.startswith("| method")}

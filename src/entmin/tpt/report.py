@@ -18,8 +18,8 @@ def _short(split: str) -> str:
 
 def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     """Only splits whose every block is stored count; a configuration's row uses the splits all its seeds
-    finished. "Δ vs EM" compares a DEM/AdaDEM row with the same method, steps, lr and views under EM over the
-    seeds both have (paired: same images, same augmentations)."""
+    finished. "Δ vs EM" compares a DEM/AdaDEM row with the same method, steps, lr, views and images under EM
+    over the seeds both have (paired: same images, same augmentations)."""
     acc: dict[str, dict[int, dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in records.values():
         acc[r["config_hash"]][r["seed"]][r["split"]].append(r)
@@ -51,7 +51,8 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
             "Δ vs EM", "seeds", "ms / image"]
 
     def twin(cfg: dict[str, Any]) -> tuple:
-        return (cfg["method"], cfg["steps"], cfg["lr"], cfg.get("augment", "crops"))
+        return (cfg["method"], cfg["steps"], cfg["lr"], cfg.get("augment", "crops"), cfg.get("offset", 0),
+                cfg["n_images"])
     em_avg = {twin(c): {seed: np.mean([v[s] for s in splits]) for seed, v in p.items()}
               for c, _, p, _ in rows if c["method"] in ("tpt", "tpt-coop") and c["objective"] == "em"}
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
