@@ -23,10 +23,12 @@ from rich.markup import escape
 
 from ..errors import DataError, UsageError, exit_code_of
 
-__all__ = ["DEBUG_ENV", "Items", "comma_list", "config_options", "console", "handle_errors", "progress",
-           "require_writable_dir", "set_threads"]
+__all__ = ["DEBUG_ENV", "FMNIST_DIR", "Items", "comma_list", "config_options", "console", "handle_errors",
+           "progress", "require_writable_dir", "set_threads"]
 
 console = Console(stderr=True)
+# the --data-dir of the commands that read Fashion-MNIST (or IDX files of the same names) only
+FMNIST_DIR = typer.Option(None, help="Fashion-MNIST folder (default: Debian's or $ENTMIN_FASHION_MNIST_DIR)")
 DEBUG_ENV = "ENTMIN_DEBUG"
 
 

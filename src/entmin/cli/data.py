@@ -7,18 +7,17 @@ from pathlib import Path
 import typer
 
 from ..data.corruptions import CORRUPTIONS, SEVERITIES
-from .common import Items, comma_list, console, handle_errors, progress, require_writable_dir
+from .common import FMNIST_DIR, Items, comma_list, console, handle_errors, progress, require_writable_dir
 
 __all__ = ["register"]
 
-DATA_DIR = typer.Option(None, help="Fashion-MNIST folder (default: Debian's or $ENTMIN_FASHION_MNIST_DIR)")
 CACHE_DIR = typer.Option(None, help="corruption cache folder (default $ENTMIN_CACHE or ~/.cache/entmin)")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
-    def corrupt(data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR,
+    def corrupt(data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR,
                 severities: Items = typer.Option("1,2,3,4,5", help="comma list of severities (1-5)",
                                                  parser=comma_list(int, SEVERITIES), metavar="INT,..."),
                 corruptions: Items = typer.Option("all", help="comma list of corruptions, or all",
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def contact_sheet(out: Path = typer.Option(Path("results/contact_sheet.png"), help="PNG to write"),
                       index: int = typer.Option(0, help="index of the test image shown"),
-                      data_dir: str | None = DATA_DIR) -> None:
+                      data_dir: str | None = FMNIST_DIR) -> None:
         """PNG grid of one test image: rows = corruptions, columns = the clean image and severities 1-5."""
         from ..data.fashion_mnist import load_fashion_mnist
         from ..viz.other import contact_sheet as draw

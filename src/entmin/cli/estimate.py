@@ -9,11 +9,10 @@ import typer
 
 from ..data.corruptions import CORRUPTIONS, SEVERITIES
 from ..models.small import MODEL_NAMES
-from .common import Items, comma_list, console, handle_errors, require_writable_dir, set_threads
+from .common import FMNIST_DIR, Items, comma_list, console, handle_errors, require_writable_dir, set_threads
 
 __all__ = ["register"]
 
-DATA_DIR = typer.Option(None, help="Fashion-MNIST folder (default: Debian's or $ENTMIN_FASHION_MNIST_DIR)")
 CACHE_DIR = typer.Option(None, help="corruption cache folder (default $ENTMIN_CACHE or ~/.cache/entmin)")
 DEVICE = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N")
 MODEL = typer.Option("cnn", help="committed source model")
@@ -35,7 +34,7 @@ def register(app: typer.Typer) -> None:
                                                        help="comma list of severities", metavar="INT,..."),
                       corruptions: Items = typer.Option("all", parser=comma_list(str, (*CORRUPTIONS, "all")),
                                                         help="comma list of corruptions, or all", metavar="NAME,..."),
-                      data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, device: str = DEVICE,
+                      data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR, device: str = DEVICE,
                       threads: int | None = typer.Option(None, help="torch intra-op threads")) -> None:
         """MAE of Weighted Flips and the AC/DoC/ATC/COT baselines over Fashion-MNIST-C (leave-one-corruption-out
         calibration), a scatter plot per model, and the fitted maps (for `entmin estimate`)."""
@@ -77,7 +76,7 @@ def register(app: typer.Typer) -> None:
                  images: Path | None = typer.Option(None, help=".npy of (N, 32, 32) uint8 or (N, 1, 32, 32) float "
                                                                "images to estimate on instead"),
                  maps: Path | None = typer.Option(None, help="maps JSON written by estimate-eval"),
-                 data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, device: str = DEVICE) -> None:
+                 data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR, device: str = DEVICE) -> None:
         """Estimate the source model's accuracy on unlabelled data (Weighted Flips + AC/DoC/ATC baselines)."""
         import numpy as np
         import torch
@@ -137,7 +136,7 @@ def register(app: typer.Typer) -> None:
                objectives: Items = typer.Option("em,adadem", parser=comma_list(str), metavar="NAME,...",
                                                 help="comma list of objectives compared"),
                out: Path = typer.Option(Path("results/phases"), help="folder of the PNG and JSON"),
-               data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, device: str = DEVICE) -> None:
+               data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR, device: str = DEVICE) -> None:
         """The two phases of EM (clustering, then collapse): accuracy, distance to source class means and cluster
         quality along a long adaptation run, for EM vs AdaDEM; writes a PNG and a JSON."""
         from ..data.cache import FMNISTC

@@ -8,11 +8,10 @@ import typer
 
 from ..data.corruptions import CORRUPTIONS
 from ..objectives import OBJECTIVES
-from .common import Items, comma_list, console, handle_errors, progress, set_threads
+from .common import FMNIST_DIR, Items, comma_list, console, handle_errors, progress, set_threads
 
 __all__ = ["register"]
 
-DATA_DIR = typer.Option(None, help="Fashion-MNIST folder (default: Debian's or $ENTMIN_FASHION_MNIST_DIR)")
 CACHE_DIR = typer.Option(None, help="scene cache folder (default $ENTMIN_CACHE or ~/.cache/entmin)")
 THREADS = typer.Option(1, help="torch intra-op threads")
 
@@ -26,7 +25,7 @@ def register(app: typer.Typer) -> None:
                   lr: float = typer.Option(2e-3, help="AdamW learning rate (cosine schedule)"),
                   width: int = typer.Option(12, help="channels of the U-Net's first level"),
                   seed: int = typer.Option(0, help="seed of initialisation and batches"),
-                  data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR,
+                  data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR,
                   threads: int = THREADS) -> None:
         """Train the BatchNorm U-Net on clean Fashion-MNIST scenes (the committed one: the defaults, written with
         --out src/entmin/models/checkpoints/seg_unet.pt)."""
@@ -65,7 +64,7 @@ def register(app: typer.Typer) -> None:
                 figure: Path | None = typer.Option(None, help="also draw predicted maps (source, tent+em, "
                                                               "tent+adadem) on --figure-domain"),
                 figure_domain: str = typer.Option("fog", help="domain of the predicted-map figure"),
-                data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
+                data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
         """Source-only, BN and Tent (EM vs AdaDEM per pixel) on the corrupted scenes; `entmin report --store`
         writes the mIoU table."""
         from ..bench.store import ResultStore
@@ -130,7 +129,7 @@ def register_uda(app: typer.Typer) -> None:
                 checkpoint_every: int = typer.Option(250, help="steps between exactly resumable checkpoints"),
                 weights: Path | None = typer.Option(None, help="source segmenter (default: the committed one)"),
                 store: Path = typer.Option(Path("results/seg_uda.sqlite"), help="results store"),
-                data_dir: str | None = DATA_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
+                data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
         """UDA from clean scenes to a target domain: MinEnt (EM replaced by the objective) and AdvEnt (the
         objective added), ADVENT's two methods; `entmin report --store` writes the target mIoU table."""
         from ..bench.store import ResultStore

@@ -8,11 +8,10 @@ import typer
 
 from ..data.corruptions import CORRUPTIONS
 from ..objectives import OBJECTIVES
-from .common import Items, comma_list, console, handle_errors, progress
+from .common import FMNIST_DIR, Items, comma_list, console, handle_errors, progress
 
 __all__ = ["register"]
 
-DATA_DIR = typer.Option(None, help="Fashion-MNIST folder (default: Debian's or $ENTMIN_FASHION_MNIST_DIR)")
 METHODS = ("zero-shot", "ensemble", "coop", "tpt", "tpt-coop")
 
 
@@ -43,7 +42,7 @@ def register(app: typer.Typer) -> None:
     def tpt_train(out: Path = typer.Option(Path("results/mini_clip.pt"), help="checkpoint to write (+ .json)"),
                   steps: int = typer.Option(1000, help="training steps"),
                   seed: int = typer.Option(0, help="seed of initialisation, batches and captions"),
-                  data_dir: str | None = DATA_DIR) -> None:
+                  data_dir: str | None = FMNIST_DIR) -> None:
         """Train the CLIP-style model contrastively on Fashion-MNIST and template captions (the committed one:
         the defaults, written with --out src/entmin/models/checkpoints/mini_clip.pt; one thread, ~3 min)."""
         import torch
@@ -88,7 +87,7 @@ def register(app: typer.Typer) -> None:
             weights: Path | None = typer.Option(None, help="CLIP-style checkpoint (default: the committed one)"),
             store: Path = typer.Option(Path("results/tpt.sqlite"), help="results store; finished blocks are skipped"),
             jobs: int = typer.Option(1, help="(configuration, seed) runs in parallel, one process and thread each"),
-            data_dir: str | None = DATA_DIR,
+            data_dir: str | None = FMNIST_DIR,
             cache_dir: str | None = typer.Option(None, help="corruption cache (default $ENTMIN_CACHE)")) -> None:
         """Zero-shot, prompt ensemble, CoOp, TPT and TPT(CoOp) with em/dem/adadem on the committed CLIP-style model,
         clean and corrupted test images; `entmin report --store` writes the table."""
