@@ -25,7 +25,8 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
         acc[r["config_hash"]][r["seed"]][r["split"]].append(r)
     rows = []
     for seeds in acc.values():
-        cfg = next(iter(next(iter(seeds.values())).values()))[0]["config"]
+        first = next(iter(next(iter(seeds.values())).values()))[0]   # any record: config and label are shared
+        cfg = first["config"]
         need = -(-cfg["n_images"] // cfg["block"])
         full = {s: {sp: blocks for sp, blocks in v.items() if len(blocks) == need} for s, v in seeds.items()}
         common = set.intersection(*(set(v) for v in full.values()))
@@ -34,7 +35,7 @@ def tpt_table_markdown(records: dict[str, dict[str, Any]]) -> str:
         per = {s: {sp: sum(b["correct"] for b in v[sp]) / sum(b["n"] for b in v[sp]) for sp in common}
                for s, v in full.items()}
         secs = [b["wall_seconds"] / b["n"] for v in full.values() for sp in common for b in v[sp]]
-        rows.append((cfg, next(iter(next(iter(seeds.values())).values()))[0]["label"], per, float(np.mean(secs))))
+        rows.append((cfg, first["label"], per, float(np.mean(secs))))
     if not rows:
         return ""
     # columns: the splits of the most complete row; a row that lacks some (still running) is left out and
