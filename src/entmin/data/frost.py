@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .image_ops import clip01, mapsize, plasma_fractal
+
 __all__ = ["FROST_ENV", "corruption_code", "frost", "frost_source"]
 
 FROST_ENV = "ENTMIN_FROST"
@@ -18,8 +20,7 @@ FROST_ENV = "ENTMIN_FROST"
 
 def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Procedural ice: ridged plasma noise (bright thin veins) plus fine grain, mean brightness ~0.45."""
-    from .corruptions import _mapsize, plasma_fractal
-    size = _mapsize(max(h, w) * 2)
+    size = mapsize(max(h, w) * 2)
     p = plasma_fractal(n, size, 1.6, rng)
     ridges = (1.0 - np.abs(2.0 * p - 1.0)) ** 3
     grain = plasma_fractal(n, size, 1.1, rng)
@@ -32,8 +33,6 @@ def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> np.ndarr
 
 def frost(x, s, rng):
     """ImageNet-C frost at severity ``s`` with the 32-pixel constants: c0 x + c1 frost layer."""
-    from .corruptions import _clip
-
     c0, c1 = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][s - 1]
     n, _, h, w = x.shape
     d = _frost_photo_dir() if frost_source() != "procedural" else None
@@ -47,7 +46,7 @@ def frost(x, s, rng):
             ph = photos[k]
             oy, ox = rng.integers(0, ph.shape[0] - h), rng.integers(0, ph.shape[1] - w)
             tex[i] = ph[oy:oy + h, ox:ox + w]
-    return _clip(c0 * x + c1 * torch.from_numpy(tex.astype(np.float32))[:, None])
+    return clip01(c0 * x + c1 * torch.from_numpy(tex.astype(np.float32))[:, None])
 
 
 def _frost_photo_dir() -> Path | None:
