@@ -13,11 +13,12 @@ from entmin.bench.store import ResultStore
 from entmin.cli import app
 from entmin.data.cache import FMNISTC
 from entmin.tpt import PromptLearner
+from entmin.tpt.augment import batch_crops
 from entmin.tpt.bench import TPT_RECORD, TPTConfig, run_tpt
 from entmin.tpt.clip import class_text_features
 from entmin.tpt.coop import few_shot_indices, train_coop
 from entmin.tpt.mini_clip import CLASSNAMES, ENSEMBLE_TEMPLATES, MiniCLIP, build_vocabulary
-from entmin.tpt.mini_clip_train import batch_crops, load_mini_clip, zero_shot_accuracy
+from entmin.tpt.mini_clip_train import load_mini_clip, zero_shot_accuracy
 from entmin.tpt.report import tpt_table_markdown
 
 

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..bench.store import ResultStore
 from ..data.cache import FMNISTC
@@ -26,7 +25,7 @@ from ..data.fingerprint import json_fingerprint, state_dict_sha256
 from ..data.frost import corruption_code
 from ..errors import UsageError
 from ..objectives import OBJECTIVES
-from .clip import CLIPLike, class_text_features
+from .clip import CLIPLike, class_text_features, zero_shot_logits
 from .coop import few_shot_indices, train_coop
 from .mini_clip import ENSEMBLE_TEMPLATES
 from .tpt import TPT
@@ -148,7 +147,7 @@ class _Predictor:
     def __call__(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if not self.cfg.tuned:
             with torch.no_grad():
-                return self.clip.logit_scale() * F.normalize(self.clip.encode_image(images), dim=-1) @ self.text.t()
+                return zero_shot_logits(self.clip, images, self.text)
         out = []
         for img, i in zip(images, indices.tolist()):
             self.tpt.generator.manual_seed(self.seed * 1_000_003 + i)

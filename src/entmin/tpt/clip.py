@@ -11,7 +11,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-__all__ = ["CLIPLike", "OpenCLIP", "class_text_features"]
+__all__ = ["CLIPLike", "OpenCLIP", "class_text_features", "zero_shot_logits"]
 
 
 class CLIPLike(Protocol):
@@ -35,6 +35,14 @@ def class_text_features(clip: CLIPLike, classnames: list[str], templates: tuple[
         f = F.normalize(clip.encode_text_embeddings(clip.token_embedding(tokens), tokens), dim=-1)
         feats.append(F.normalize(f.mean(0), dim=-1))
     return torch.stack(feats)
+
+
+def zero_shot_logits(clip: CLIPLike, images: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    """(N, K) CLIP logits: the scaled cosine similarity of the images' features with ``text_features`` (K, D,
+    normalised)."""
+    import torch.nn.functional as F
+
+    return clip.logit_scale() * F.normalize(clip.encode_image(images), dim=-1) @ text_features.t()
 
 
 class OpenCLIP(nn.Module):

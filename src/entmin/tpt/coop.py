@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .augment import batch_crops
 from .clip import CLIPLike
 from .prompt import PromptLearner
 
@@ -30,8 +31,6 @@ def train_coop(clip: CLIPLike, classnames: list[str], images: torch.Tensor, labe
                steps: int = 300, lr: float = 5e-3, ctx_init: str = "a photo of a", seed: int = 0,
                crop_scale: float = 0.5) -> torch.Tensor:
     """Learned context vectors (n_ctx, E), initialised from ``ctx_init``; full-batch AdamW on the shots."""
-    from .mini_clip_train import batch_crops
-
     prompt = PromptLearner(clip, classnames, ctx_init)
     opt = torch.optim.AdamW([prompt.ctx], lr=lr)
     g = torch.Generator().manual_seed(seed)

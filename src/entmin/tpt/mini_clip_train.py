@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from ..data.fashion_mnist import data_fingerprint, load_fashion_mnist
 from ..models.checkpoints import CHECKPOINT_DIR, checkpoint_metadata, load_checkpoint, save_checkpoint
-from .clip import class_text_features
+from .augment import batch_crops
+from .clip import class_text_features, zero_shot_logits
 from .mini_clip import CLASSNAMES, ENSEMBLE_TEMPLATES, MiniCLIP, build_vocabulary, captions
 
-__all__ = ["CLIP_CHECKPOINT", "CLIPRecipe", "batch_crops", "load_mini_clip", "train_mini_clip", "zero_shot_accuracy"]
+__all__ = ["CLIP_CHECKPOINT", "CLIPRecipe", "load_mini_clip", "train_mini_clip", "zero_shot_accuracy"]
 
 CLIP_CHECKPOINT = CHECKPOINT_DIR / "mini_clip.pt"
 
@@ -40,24 +41,6 @@ class CLIPRecipe:
     crop_scale: float = 0.5        # smallest area fraction of the training crops
 
 
-def batch_crops(x: torch.Tensor, g: torch.Generator, min_scale: float) -> torch.Tensor:
-    """A random resized crop (area fraction in [min_scale, 1], aspect ratio in [3/4, 4/3]) and a random
-    horizontal flip of every image of the batch, in one ``grid_sample`` (per-image Python loops are slow)."""
-    n = len(x)
-    area = torch.empty(n).uniform_(min_scale, 1.0, generator=g)
-    log_r = torch.empty(n).uniform_(-0.2877, 0.2877, generator=g)        # log(3/4), log(4/3)
-    sx = (area * log_r.exp()).sqrt().clamp(max=1.0)
-    sy = (area / log_r.exp()).sqrt().clamp(max=1.0)
-    tx = (torch.rand(n, generator=g) * 2 - 1) * (1 - sx)
-    ty = (torch.rand(n, generator=g) * 2 - 1) * (1 - sy)
-    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2] = sx * flip, tx
-    theta[:, 1, 1], theta[:, 1, 2] = sy, ty
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 @torch.no_grad()
 def zero_shot_accuracy(model: MiniCLIP, x: torch.Tensor, y: torch.Tensor, templates: tuple[str, ...],
                        batch_size: int = 1000) -> float:
@@ -65,8 +48,7 @@ def zero_shot_accuracy(model: MiniCLIP, x: torch.Tensor, y: torch.Tensor, templa
     text = class_text_features(model, list(CLASSNAMES), templates)
     correct = 0
     for i in range(0, len(x), batch_size):
-        feats = F.normalize(model.encode_image(x[i:i + batch_size]), dim=-1)
-        correct += int(((feats @ text.t()).argmax(1) == y[i:i + batch_size]).sum())
+        correct += int((zero_shot_logits(model, x[i:i + batch_size], text).argmax(1) == y[i:i + batch_size]).sum())
     return correct / len(x)
 
 
