@@ -231,6 +231,26 @@ def test_uda_cli_and_report(tiny_segmenter, tmp_path):
     assert res.exit_code == 2 and "unknown target domain 'sepia'" in res.output
 
 
+def test_uda_dem_grid_from_the_cli_reaches_the_objective(tiny_segmenter, tmp_path):
+    """--tau/--alpha lists make one AdvEnt+DEM run per pair; each pair is its own configuration (key, label) and
+    really reaches the objective (different tau, different trained weights)."""
+    from entmin.seg.uda import UDA_RECORD
+    path, data = tiny_segmenter
+    store = tmp_path / "d.sqlite"
+    res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--steps", "2", "--batch-size", "4",
+                                   "--methods", "advent", "--objectives", "dem", "--tau", "0.5,2", "--alpha", "1",
+                                   "--seeds", "0", "--store", str(store), "--cache-dir", str(data.cache_dir)])
+    assert res.exit_code == 0, res.output
+    recs = ResultStore(store).get_records(UDA_RECORD)
+    by_label = {r["label"]: r for r in recs.values()}
+    assert set(by_label) == {"AdvEnt", "AdvEnt+dem(alpha=1, tau=0.5)", "AdvEnt+dem(alpha=1, tau=2)"}
+    assert len({r["weights_sha256"] for r in recs.values()}) == 3
+    assert dict(by_label["AdvEnt+dem(alpha=1, tau=2)"]["config"]["objective_options"]) == {"alpha": 1.0, "tau": 2.0}
+    res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--objectives", "dem", "--tau", "0",
+                                   "--store", str(store), "--cache-dir", str(data.cache_dir)])
+    assert res.exit_code == 2 and "--tau must be > 0" in res.output
+
+
 @pytest.mark.parametrize("arch", ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50"])
 def test_a_torchvision_segmenter_takes_per_pixel_tent_with_adadem(arch):
     """torchvision's models (random init, through the CPU route) plug into the same adapters: the dict output is

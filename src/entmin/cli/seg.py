@@ -121,6 +121,10 @@ def register_uda(app: typer.Typer) -> None:
                                                  help="minent: its objective; advent: plain, plus each non-em one "
                                                       "added", metavar="NAME,..."),
                 target: str = typer.Option("inverted", help="target domain (inverted, or a corruption)"),
+                tau: Items = typer.Option("1.0", parser=comma_list(float), metavar="FLOAT,...",
+                                          help="tau of objective dem (a list runs each: a DEM* search grid)"),
+                alpha: Items = typer.Option("1.0", parser=comma_list(float), metavar="FLOAT,...",
+                                            help="alpha of objective dem (a list runs each)"),
                 seeds: Items = typer.Option("0,1,2", parser=comma_list(int), help="seeds", metavar="INT,..."),
                 steps: int = typer.Option(1000, help="training steps"),
                 batch_size: int = typer.Option(16, help="source and target scenes per step"),
@@ -140,6 +144,8 @@ def register_uda(app: typer.Typer) -> None:
 
         if any(s < 0 for s in seeds):
             raise UsageError("seeds must be >= 0")
+        if min(tau) <= 0 or min(alpha) < 0:
+            raise UsageError("--tau must be > 0 and --alpha >= 0")
         set_threads(threads)
         model, meta = load_seg_model(weights)
         data = SceneData(data_dir, cache_dir, **_scene_args(meta))
@@ -151,7 +157,9 @@ def register_uda(app: typer.Typer) -> None:
         for m in methods:
             objs = ["em"] if m == "source" else list(objectives) if m == "minent" else \
                 ["none"] + [o for o in objectives if o != "em"]
-            configs += [UDAConfig(m, o, **common) for o in objs]
+            for o in objs:
+                grid = [(("alpha", a), ("tau", t)) for t in tau for a in alpha] if o == "dem" else [()]
+                configs += [UDAConfig(m, o, objective_options=opts, **common) for opts in grid]
         st = ResultStore(store)
         xe, ye = data.split(target, "test")
         base = evaluate(model, xe, ye)

@@ -76,9 +76,11 @@ class UDAConfig:
     def label(self) -> str:
         if self.method == "source":
             return "source fine-tuning"
+        opts = ", ".join(f"{k}={v:g}" for k, v in self.objective_options)
+        obj = f"{self.objective}({opts})" if opts else self.objective
         if self.method == "minent":
-            return "MinEnt" if self.objective == "em" else f"MinEnt+{self.objective}"
-        return "AdvEnt" if self.objective == "none" else f"AdvEnt+{self.objective}"
+            return "MinEnt" if self.objective == "em" else f"MinEnt+{obj}"
+        return "AdvEnt" if self.objective == "none" else f"AdvEnt+{obj}"
 
 
 class Discriminator(nn.Module):
