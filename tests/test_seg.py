@@ -226,6 +226,20 @@ def test_uda_cli_and_report(tiny_segmenter, tmp_path):
     for label in ("source only (no adaptation)", "source fine-tuning", "MinEnt |", "MinEnt+adadem", "AdvEnt |",
                   "AdvEnt+adadem"):
         assert label in table, label
+    # the maps figure is drawn from the store alone: the source record keeps the scenes, their truth and the
+    # source model's maps, each UDA record its own maps
+    from entmin.seg.report import MAP_SCENES, unpack_uint8
+    assert (tmp_path / "r" / "seg_uda_maps_inverted.png").stat().st_size > 0
+    src = next(iter(ResultStore(store).get_records("seg-uda-source").values()))
+    x, y = data.split("inverted", "test")
+    model, _ = load_seg_model(path)
+    with torch.no_grad():
+        expected = model.eval()(x[:MAP_SCENES]).argmax(1)
+    assert torch.equal(unpack_uint8(src["maps"]).long(), expected)
+    assert torch.equal(unpack_uint8(src["truth"]).long(), y[:MAP_SCENES])
+    assert (unpack_uint8(src["scenes"]).float() / 255 - x[:MAP_SCENES]).abs().max() <= 0.5 / 255 + 1e-6
+    recs = ResultStore(store).get_records("seg-uda")
+    assert all(unpack_uint8(r["maps"]).shape == expected.shape for r in recs.values())
     res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--target", "sepia",
                                    "--store", str(store), "--cache-dir", str(data.cache_dir)])
     assert res.exit_code == 2 and "unknown target domain 'sepia'" in res.output

@@ -85,10 +85,12 @@ def write_report(store: ResultStore, out: Path, hashes: set[str] | None = None,
             (out / "seg_table.md").write_text(seg_md)
             parts.append("Segmentation TTA on the corrupted scenes: mIoU (%)\n\n" + seg_md)
         if uda := store.get_records("seg-uda"):
-            from ..seg.report import uda_table_markdown
+            from ..seg.report import uda_maps_figure, uda_table_markdown
 
-            uda_md = uda_table_markdown(uda, store.get_records("seg-uda-source"))
+            sources = store.get_records("seg-uda-source")
+            uda_md = uda_table_markdown(uda, sources)
             (out / "seg_uda_table.md").write_text(uda_md)
+            uda_maps_figure(uda, sources, out)
             parts.append("Segmentation UDA (clean scenes -> target): target mIoU (%)\n\n" + uda_md)
         if tpt := store.get_records("tpt"):
             from ..tpt.report import tpt_table_markdown

@@ -1,7 +1,11 @@
-"""Segmentation TTA table (mIoU per domain, mean over the stream; mean +- std over seeds) and the figure of
-predicted maps (source-only vs Tent with EM vs Tent with AdaDEM on a few target scenes, as the paper's Fig. 7)."""
+"""Segmentation tables (TTA: mIoU per domain, mean over the stream; UDA: target mIoU; mean +- std over seeds) and
+the figures of predicted maps (source-only vs adapted models on a few target scenes, as the paper's Fig. 7).
+
+UDA records carry the predicted maps of the first few target test scenes (and the source-only record the scenes
+and their truth), packed as bytes, so that the UDA figure is drawn from the store alone, like every table."""
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,21 @@ import torch
 
 from .scenes import BACKGROUND, NUM_SEG_CLASSES
 
-__all__ = ["seg_maps_figure", "seg_table_markdown", "uda_table_markdown"]
+__all__ = ["pack_uint8", "seg_maps_figure", "seg_table_markdown", "uda_maps_figure", "uda_table_markdown",
+           "unpack_uint8"]
+
+MAP_SCENES = 4          # target test scenes whose predicted maps a UDA record keeps (for the figure)
+
+
+def pack_uint8(t: torch.Tensor) -> dict[str, Any]:
+    """A small uint8 tensor (label maps, or images quantised to 256 levels) as JSON-safe base64 with its shape."""
+    a = t.detach().cpu().to(torch.uint8).numpy()
+    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def unpack_uint8(d: dict[str, Any]) -> torch.Tensor:
+    a = np.frombuffer(base64.b64decode(d["b64"]), dtype=np.uint8).reshape(d["shape"])
+    return torch.from_numpy(a.copy())
 
 
 def uda_table_markdown(records: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]]) -> str:
@@ -99,3 +117,28 @@ def seg_maps_figure(images: torch.Tensor, truth: torch.Tensor, predictions: dict
         fig.suptitle(title, fontsize=9)
     save(fig, path)
     return path
+
+
+def uda_maps_figure(records: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]], out: Path
+                    ) -> list[Path]:
+    """One figure per target: input, truth, the source model's maps and each UDA configuration's (its lowest
+    seed), on the scenes the records keep; records written before maps were kept are left out."""
+    paths = []
+    for src in sources.values():
+        if "scenes" not in src or "maps" not in src:
+            continue
+        target = src["target"]
+        by_label: dict[str, dict[str, Any]] = {}
+        for r in sorted(records.values(), key=lambda r: r["seed"]):
+            if r["target"] == target and "maps" in r and r.get("source_sha256") == src.get("sha256"):
+                by_label.setdefault(r["label"], r)
+        if not by_label:
+            continue
+        order = {"source fine-tuning": 0}
+        preds = {"source only": unpack_uint8(src["maps"]).long()}
+        for label in sorted(by_label, key=lambda k: (order.get(k, 1), k)):
+            preds[label] = unpack_uint8(by_label[label]["maps"]).long()
+        images = unpack_uint8(src["scenes"]).float() / 255.0
+        paths.append(seg_maps_figure(images, unpack_uint8(src["truth"]).long(), preds,
+                                     out / f"seg_uda_maps_{target}.png", title=f"UDA, clean -> {target}"))
+    return paths
