@@ -115,7 +115,7 @@ def test_tent_follows_its_rule(norm, obj):
 
 
 # ----- ETA / EATA -------------------------------------------------------------------------------------------
-def ref_eta(model, xs, *, e0, eps, lr, obj="em", fisher=None, anchor=None, alpha=0.0):
+def ref_eta(model, xs, *, e0, eps, lr, obj="em", fisher=None, anchor=None, alpha=0.0, select=True, reweight=True):
     opt = torch.optim.SGD(norm_params(model), lr=lr, momentum=0.9)
     loss_fn, m, outs, kept = objective(obj), None, [], []
     for x in xs:
@@ -124,13 +124,15 @@ def ref_eta(model, xs, *, e0, eps, lr, obj="em", fisher=None, anchor=None, alpha
         p = z.detach().softmax(1)
         s1 = e < e0
         s2 = s1 if m is None else s1 & (F.cosine_similarity(m[None], p, dim=1).abs() < eps)
+        if not select:
+            s2 = torch.ones_like(s1)
         if s2.any():
             new = p[s2].mean(0)
             m = new if m is None else 0.9 * m + 0.1 * new
         per = loss_fn(z)  # the bank sees every sample (bank_update="all")
         kept.append((int(s1.sum()), int(s2.sum())))
         if s2.any():
-            loss = (torch.exp(-(e - e0)) * per)[s2].mean()
+            loss = ((torch.exp(-(e - e0)) if reweight else 1.0) * per)[s2].mean()
             if fisher is not None:
                 loss = loss + alpha * sum((f * (q - q0) ** 2).sum() for f, q, q0 in zip(fisher, norm_params(model),
                                                                                        anchor))
@@ -154,6 +156,24 @@ def test_eta_follows_its_rule(norm, obj):
     assert split(kept), f"the filters must keep some samples and drop others: {kept}"
     assert any(k2 < k1 for k1, k2 in kept[1:]), f"the redundancy filter never acted: {kept}"
     assert_same(ad, model, outs, ref)
+
+
+@pytest.mark.parametrize(("select", "reweight"), [(False, True), (True, False), (False, False)])
+@pytest.mark.parametrize("obj", ["em", "adadem"])
+def test_eta_ablation_switches_follow_the_rule(select, reweight, obj):
+    """ETA without its filters and/or its exp(E0 - H) weights (the host-ablation switches); with neither it is
+    Tent's update, step for step."""
+    xs, lr = batches(), 0.05
+    e0 = _median_entropy(lambda: net("bn"), xs)
+    ad = make_adapter("eta", net("bn"), obj, optimizer={"lr": lr}, e_margin=e0, d_margin=0.9, select=select,
+                      reweight=reweight)
+    outs = [ad(x) for x in xs]
+    model = configure(net("bn"))
+    ref, kept = ref_eta(model, xs, e0=e0, eps=0.9, lr=lr, obj=obj, select=select, reweight=reweight)
+    assert_same(ad, model, outs, ref)
+    if not select and not reweight:
+        tent = make_adapter("tent", net("bn"), obj, optimizer={"lr": lr})
+        assert all(torch.equal(tent(x), o) for x, o in zip(xs, outs))
 
 
 @pytest.mark.parametrize("norm", ["bn", "gn"])

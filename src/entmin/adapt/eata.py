@@ -24,8 +24,12 @@ __all__ = ["EATA", "ETA", "compute_fisher"]
 class ETA(Adapter):
 
     def __init__(self, model, objective="em", *, e_margin: float | None = None, d_margin: float | None = None,
-                 **kwargs) -> None:
+                 select: bool = True, reweight: bool = True, **kwargs) -> None:
+        """``select=False`` keeps every sample (no reliability or redundancy filter) and ``reweight=False`` weighs
+        every kept sample 1 instead of exp(E0 - H): switches for ablating what the host adds to its objective
+        (ETA with neither is Tent)."""
         super().__init__(model, objective, **kwargs)
+        self.use_selection, self.use_reweight = bool(select), bool(reweight)
         c = self.num_classes
         self.e_margin = float(e_margin) if e_margin is not None else reliability_threshold(c)
         self.d_margin = float(d_margin) if d_margin is not None else eta_redundancy_margin(c)
@@ -51,7 +55,9 @@ class ETA(Adapter):
         """Masks (N,) of the reliable samples and of the reliable and non-redundant ones."""
         reliable = ent < self.e_margin
         probs = logits.softmax(1)
-        if self.mean_probs is None:
+        if not self.use_selection:
+            final = torch.ones_like(reliable)
+        elif self.mean_probs is None:
             final = reliable
         else:
             cos = F.cosine_similarity(self.mean_probs.unsqueeze(0), probs, dim=1)
@@ -73,7 +79,7 @@ class ETA(Adapter):
         with torch.no_grad():
             ent = entropy(logits.detach())
             reliable, final = self.select(logits.detach(), ent)
-            weight = torch.exp(-(ent - self.e_margin))
+            weight = torch.exp(-(ent - self.e_margin)) if self.use_reweight else torch.ones_like(ent)
         n_reliable, n_final = int(reliable.sum()), int(final.sum())
         self.num_updates_reliable += n_reliable
         self.num_updates_final += n_final
