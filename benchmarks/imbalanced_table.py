@@ -1,5 +1,5 @@
 """Section 19's table from results/imbalanced.sqlite (benchmarks/imbalanced_cpu.sh and imbalanced_ablation_cpu.sh):
-mean accuracy over the corruptions per host, objective and bank update, for the i.i.d. (q = 1) and the
+mean accuracy over the corruptions per host, objective, bank update and bank weight pi, for the i.i.d. (q = 1) and the
 class-sorted (q = 500000) stream; mean ± std over the seeds that finished every corruption, and AdaDEM − EM over
 matched seeds. Usage: python benchmarks/imbalanced_table.py [store]"""
 import sys
@@ -17,7 +17,8 @@ def main(path: str = "results/imbalanced.sqlite") -> None:
     for c in cells:
         cfg = c["config"]
         q = float(cfg.get("imbalance", 500000.0))
-        key = (cfg["method"], cfg["objective"], cfg.get("bank_update", "all"))
+        pi = dict(cfg.get("objective_options") or {}).get("pi", 0.1)
+        key = (cfg["method"], cfg["objective"], cfg.get("bank_update", "all"), pi)
         acc[key][q][c["seed"]].append(c["accuracy"])
         n_dom[key] = len(cfg["corruptions"])
     per_seed = {k: {q: {s: float(np.mean(v)) for s, v in seeds.items() if len(v) == n_dom[k]}
@@ -29,17 +30,17 @@ def main(path: str = "results/imbalanced.sqlite") -> None:
                 if v else "–")
 
     def delta(k, q):
-        em = per_seed.get((k[0], "em", "all"), {}).get(q, {})
+        em = per_seed.get((k[0], "em", "all", 0.1), {}).get(q, {})
         v = per_seed.get(k, {}).get(q, {})
         common = sorted(set(em) & set(v))
         return f"{100 * np.mean([v[s] - em[s] for s in common]):+.1f} (n={len(common)})" if common and k[1] != "em" else "–"
     order = ["source", "tent", "eta", "eata", "sar", "deyo"]
-    print("| host | objective | bank update | i.i.d. (q = 1) | Δ vs EM | sorted (q = 500000) | Δ vs EM |")
-    print("|---|---|---|---|---|---|---|")
-    for k in sorted(per_seed, key=lambda k: (order.index(k[0]), k[1] != "em", k[2])):
+    print("| host | objective | bank update | π | i.i.d. (q = 1) | Δ vs EM | sorted (q = 500000) | Δ vs EM |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k in sorted(per_seed, key=lambda k: (order.index(k[0]), k[1] != "em", k[2], -k[3])):
         label = "–" if k[0] == "source" else k[1]
-        bank = k[2] if k[1] == "adadem" else "–"
-        print(f"| {k[0]} | {label} | {bank} | {cell(k, 1.0)} | {delta(k, 1.0)} | {cell(k, 500000.0)} | "
+        bank, pi = (k[2], f"{k[3]:g}") if k[1] == "adadem" else ("–", "–")
+        print(f"| {k[0]} | {label} | {bank} | {pi} | {cell(k, 1.0)} | {delta(k, 1.0)} | {cell(k, 500000.0)} | "
               f"{delta(k, 500000.0)} |")
 
 
