@@ -177,6 +177,30 @@ def test_config_file_values_apply_and_explicit_flags_win(tmp_path, fmnist_test):
     assert cell["config"]["n_per_domain"] == 32
 
 
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_config_file_tables_reach_the_objective_and_the_method(tmp_path, fmnist_test, command):
+    """TOML tables ([objective_options], [method_options]) through run and compare (compare once refused them as
+    'not a table'); an option the adapter does not take is a usage error, not ignored."""
+    (tmp_path / "exp.toml").write_text('n_per_domain = 32\ncorruptions = ["fog"]\n[objective_options]\npi = 0.5\n'
+                                       '[method_options]\nselect = false\nreweight = false\n')
+    store = tmp_path / "s.sqlite"
+    grid = ["--methods", "eta", "--objectives", "adadem", "--protocols", "single", "--models", "cnn", "--seeds", "1"] \
+        if command == "compare" else ["--method", "eta",
+                                                                                         "--objective", "adadem"]
+    res = runner.invoke(app, [command, "--config", str(tmp_path / "exp.toml"), *grid, "--store", str(store),
+                              "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+                        if command == "compare" else [command, "--config", str(tmp_path / "exp.toml"), *grid,
+                                                      "--store", str(store), "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    [cell] = ResultStore(store).cells()
+    assert cell["config"]["objective_options"] == {"pi": 0.5}
+    assert cell["config"]["method_options"] == {"reweight": False, "select": False}
+    (tmp_path / "bad.toml").write_text('n_per_domain = 32\ncorruptions = ["fog"]\n[method_options]\nbogus = 1\n')
+    res = runner.invoke(app, ["run", "--config", str(tmp_path / "bad.toml"), "--method", "eta", "--store",
+                              str(tmp_path / "b.sqlite"), "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 2 and "invalid option for method 'eta'" in res.output
+
+
 def test_train_source_never_writes_into_the_package(tmp_path, monkeypatch, fmnist_test):
     from entmin.models.checkpoints import CHECKPOINT_DIR
 

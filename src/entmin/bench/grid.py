@@ -47,7 +47,7 @@ def expand_grid(base: dict[str, Any], *, methods: Sequence[str], objectives: Seq
         for protocol in protocols:
             for method in methods:
                 for obj in (["em"] if method in NO_OBJECTIVE else objectives):
-                    cfg = RunConfig(**{**base, "method": method, "protocol": protocol, "model": model,
+                    cfg = RunConfig.from_dict({**base, "method": method, "protocol": protocol, "model": model,
                                        "weights": weights.get(model), "objective": "em" if obj in DEM_STAR else obj})
                     if obj in DEM_STAR:
                         best = dem_star(cfg) if dem_star else None
