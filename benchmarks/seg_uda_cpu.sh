@@ -13,7 +13,8 @@ if [[ $PART == all || $PART == main ]]; then
   $E seg-uda --methods source,minent,advent --objectives em,adadem --target snow --seeds 0,1,2 --store "$STORE"
 fi
 if [[ $PART == all || $PART == search ]]; then
-  $E seg-uda --methods advent --objectives dem --tau 0.5,1,2 --alpha 0.5,1 --target frost --seeds 0 --store "$SEARCH"
+  $E seg-uda --methods advent --objectives dem --tau 0.5,1,2 --alpha "${SEARCH_ALPHA:-1}" --target frost --seeds 0 \
+    --store "$SEARCH"
   $E report --store "$SEARCH" --out results/seg_uda_search_report
 fi
 if [[ $PART == all || $PART == dem ]]; then
