@@ -3,8 +3,9 @@ guard that code, expect them to fail, restore the file. Usage: python scripts/mu
 (from a clean checkout, with no other entmin job starting meanwhile: they would import the mutated code). The
 first 28 were last run in full on the 2-core machine (28 of 28 caught); the 15 added on 2026-12-02 for the RL,
 dense, segmentation, TPT and training-loss code, and the repaired 'no optimizer step' anchor, were run that day:
-16 of 16 caught. The last 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
-added and run in session 6."""
+16 of 16 caught. The next 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
+added and run in session 6; the last 5 (ETA ablation switches, TOML tables through the grid, UDA maps and DEM
+grid) in session 7."""
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,11 @@ M = [
  ("idx classes from the table", "src/entmin/bench/runner.py", "        if self.dataset == \"idx\":\n            return int(self.fmnistc.labels().max()) + 1\n", "", "tests/test_robustness.py -k idx_dataset"),
  ("batch 1 merged", "src/entmin/bench/streams.py", "    if batch_size > 1 and len(bounds) > 1", "    if len(bounds) > 1", "tests/test_streams.py -k batch_size_one"),
  ("DenseLogits keeps the dict", "src/entmin/seg/model.py", "        if isinstance(out, dict):\n            out = out[self.key]", "        if False:\n            out = out[self.key]", "tests/test_seg.py -k torchvision"),
+ ("ETA reweight switch ignored", "src/entmin/adapt/eata.py", "if self.use_reweight else torch.ones_like(ent)", "if True else torch.ones_like(ent)", "tests/test_update_rules.py -k ablation_switches"),
+ ("ETA select switch ignored", "src/entmin/adapt/eata.py", "        if not self.use_selection:\n            final = torch.ones_like(reliable)\n        elif", "        if", "tests/test_update_rules.py -k ablation_switches"),
+ ("grid bypasses from_dict", "src/entmin/bench/grid.py", "cfg = RunConfig.from_dict({**base,", "cfg = RunConfig(**{**base,", "tests/test_robustness.py -k tables_reach"),
+ ("UDA maps in train mode", "src/entmin/cli/seg.py", "maps = model.eval()(xe[:MAP_SCENES]).argmax(1)", "maps = model.train()(xe[:MAP_SCENES]).argmax(1)", "tests/test_seg.py -k uda_cli"),
+ ("UDA dem options dropped", "src/entmin/seg/uda.py", "**dict(cfg.objective_options)) if use_obj else None", ") if use_obj else None", "tests/test_seg.py -k dem_grid"),
 ]
 
 def main(selected: list[str]) -> int:
