@@ -183,6 +183,24 @@ def test_same_seed_same_run_and_report(tmp_path):
     assert (tmp_path / "r" / "rl_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_run_without_vecnormalize_is_its_own_row(tmp_path):
+    """--no-normalize (a stated deviation from the zoo) trains without VecNormalize and is reported in a row of its
+    own, never averaged into the zoo setting's row."""
+    st = tmp_path / "n.sqlite"
+    res = CliRunner().invoke(app, ["rl", "--envs", "DoorKey-5x5", "--objectives", "em", "--seeds", "0",
+                                   "--max-timesteps", "1024", "--evals", "1", "--no-normalize", "--store", str(st)])
+    assert res.exit_code == 0, res.output
+    off = _tiny("em", max_timesteps=1024, evals=1, normalize=False)
+    assert make_model(off, 0).get_vec_normalize_env() is None
+    assert make_model(_tiny("em"), 0).get_vec_normalize_env() is not None
+    run_cell(_tiny("em", max_timesteps=1024, evals=1), 0, ResultStore(st))
+    res = CliRunner().invoke(app, ["report", "--store", str(st), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    rows = [r for r in (tmp_path / "r" / "rl_table.md").read_text().splitlines() if r.startswith("| DoorKey")]
+    assert [r.split(" | ")[0] for r in rows] == ["| DoorKey-5x5", "| DoorKey-5x5 (no VecNormalize)"]
+    assert all("(n=1)" in r for r in rows)
+
+
 def test_evaluation_never_moves_the_training_random_streams():
     cfg = _tiny("em")
     model = make_model(cfg, 0)

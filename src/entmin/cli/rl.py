@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
            max_timesteps: float | None = typer.Option(None, help="cap on every budget (a stated reduction)"),
            evals: int = typer.Option(10, help="evaluations per run (learning-curve points)"),
            ent_coef: float = typer.Option(0.001, help="entropy weight (paper: 0.001; the zoo's default is 0)"),
+           normalize: bool | None = typer.Option(None, "--normalize/--no-normalize",
+                                                 help="VecNormalize of observations and rewards (default: the "
+                                                      "zoo's, on; off is a stated deviation)"),
            tau: float | None = typer.Option(None, help="tau of objective 'dem'"),
            alpha: float | None = typer.Option(None, help="alpha of objective 'dem'"),
            checkpoint_every: int | None = typer.Option(None, help="steps between exactly resumable checkpoints "
@@ -78,6 +81,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--tau/--alpha apply to objective 'dem' only; run it on its own")
         cap = None if max_timesteps is None else int(max_timesteps)
         extra: dict[str, Any] = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
+        if normalize is not None:
+            extra["normalize"] = normalize
         cells = [(RLConfig.from_zoo(env, obj, timesteps_scale=timesteps_scale, max_timesteps=cap, evals=evals,
                                     ent_coef=ent_coef, objective_options=tuple(sorted(options.items())), **extra),
                   seed)

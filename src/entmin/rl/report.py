@@ -30,12 +30,13 @@ def rl_groups(records: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, An
     return {h: sorted(v, key=lambda r: r["seed"]) for h, v in groups.items()}
 
 
-def _by_env(records: dict[str, dict[str, Any]]) -> dict[tuple[str, int], dict[str, list[dict[str, Any]]]]:
-    """(environment, budget) -> objective label -> that configuration's records. Two configurations that would
-    share a label (e.g. another entropy weight or code version) get their config hash appended, never merged."""
-    out: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+def _by_env(records: dict[str, dict[str, Any]]) -> dict[tuple[str, int, bool], dict[str, list[dict[str, Any]]]]:
+    """(environment, budget, observation/reward normalisation on) -> objective label -> that configuration's
+    records. Two configurations that would share a label (e.g. another entropy weight or code version) get their
+    config hash appended, never merged."""
+    out: dict[tuple[str, int, bool], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
     for h, recs in sorted(rl_groups(records).items()):
-        cell = out[(recs[0]["env"], recs[0]["timesteps"])]
+        cell = out[(recs[0]["env"], recs[0]["timesteps"], bool(recs[0]["config"].get("normalize", True)))]
         label = _label(recs[0])
         cell[label if label not in cell else f"{label} [{h[:6]}]"] = recs
     return out
@@ -43,6 +44,11 @@ def _by_env(records: dict[str, dict[str, Any]]) -> dict[tuple[str, int], dict[st
 
 def _env_order(env: str) -> int:
     return list(MINIGRID_ENVS).index(env) if env in MINIGRID_ENVS else len(MINIGRID_ENVS)
+
+
+def _row_name(env: str, normalize: bool) -> str:
+    """The environment's short name; a run without the zoo's VecNormalize says so."""
+    return env.removeprefix("MiniGrid-").removesuffix("-v0") + ("" if normalize else " (no VecNormalize)")
 
 
 _METRICS = (("final_mean", "deterministic"), ("final_stochastic_mean", "sampled"))
@@ -59,9 +65,10 @@ def rl_table_markdown(records: dict[str, dict[str, Any]]) -> str:
     for _, policy in _METRICS:
         head += [f"{o} ({policy})" for o in objectives] + (["adadem − em"] if paired else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (env, steps), objs in sorted(by_env.items(), key=lambda kv: (_env_order(kv[0][0]), kv[0][1])):
+    for (env, steps, norm), objs in sorted(by_env.items(), key=lambda kv: (_env_order(kv[0][0]), kv[0][1],
+                                                                            not kv[0][2])):
         zoo = MINIGRID_ENVS.get(env, {}).get("n_timesteps")
-        row = [env.removeprefix("MiniGrid-").removesuffix("-v0"), f"{steps:.3g} ({zoo:.0e})" if zoo else f"{steps}"]
+        row = [_row_name(env, norm), f"{steps:.3g} ({zoo:.0e})" if zoo else f"{steps}"]
         for metric, _ in _METRICS:
             for o in objectives:
                 finals = np.array([r[metric] for r in objs.get(o, [])])
@@ -84,7 +91,7 @@ def rl_curves_figure(records: dict[str, dict[str, Any]], path: Path) -> Path:
     palette = {"em": "#1f77b4", "adadem": "#d62728"}
 
     panels = _by_env(records)
-    keys = sorted(panels, key=lambda k: (_env_order(k[0]), k[1]))
+    keys = sorted(panels, key=lambda k: (_env_order(k[0]), k[1], not k[2]))
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
@@ -99,7 +106,7 @@ def rl_curves_figure(records: dict[str, dict[str, Any]], path: Path) -> Path:
                 mean, std = curves.mean(0), curves.std(0)
                 ax.plot(steps, mean, style_, label=f"{obj}, {policy} (n={len(curves)})", color=colour)
                 ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.12, linewidth=0)
-        ax.set_title(key[0].removeprefix("MiniGrid-").removesuffix("-v0") + f" ({key[1]:.2g} steps)")
+        ax.set_title(_row_name(key[0], key[2]) + f" ({key[1]:.2g} steps)", fontsize=10)
         ax.set_xlabel("training steps")
         ax.set_ylabel("eval return")
         ax.legend(fontsize=7)
