@@ -170,6 +170,7 @@ def register_uda(app: typer.Typer) -> None:
             maps = model.eval()(xe[:MAP_SCENES]).argmax(1)
         st.put_record("seg-uda-source", f"{meta['sha256']}/{data.fingerprint}/{target}",
                       {"target": target, "label": "source only (no adaptation)", "sha256": meta["sha256"],
+                       "scenes_fingerprint": data.fingerprint,
                        "maps": pack_uint8(maps), "truth": pack_uint8(ye[:MAP_SCENES]),
                        "scenes": pack_uint8((xe[:MAP_SCENES] * 255).round()), **base}, replace=True)
         with progress(len(configs) * len(seeds), "uda runs") as advance:

@@ -122,7 +122,8 @@ def seg_maps_figure(images: torch.Tensor, truth: torch.Tensor, predictions: dict
 def uda_maps_figure(records: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]], out: Path
                     ) -> list[Path]:
     """One figure per target: input, truth, the source model's maps and each UDA configuration's (its lowest
-    seed), on the scenes the records keep; records written before maps were kept are left out."""
+    seed), on the scenes the records keep; only records of the same source weights and scenes are paired, and
+    records written before maps were kept are left out."""
     paths = []
     for src in sources.values():
         if "scenes" not in src or "maps" not in src:
@@ -130,7 +131,8 @@ def uda_maps_figure(records: dict[str, dict[str, Any]], sources: dict[str, dict[
         target = src["target"]
         by_label: dict[str, dict[str, Any]] = {}
         for r in sorted(records.values(), key=lambda r: r["seed"]):
-            if r["target"] == target and "maps" in r and r.get("source_sha256") == src.get("sha256"):
+            if (r["target"] == target and "maps" in r and r.get("source_sha256") == src.get("sha256")
+                    and r["config"]["scenes_fingerprint"] == src.get("scenes_fingerprint")):
                 by_label.setdefault(r["label"], r)
         if not by_label:
             continue
