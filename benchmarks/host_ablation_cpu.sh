@@ -24,7 +24,7 @@ if [[ $PART == all || $PART == ablation ]]; then
   printf '[method_options]\nreweight_ent = false\nreweight_plpd = false\n' > "$T/deyo_noweight.toml"
   printf '[method_options]\nent_margin = 1e9\nplpd_threshold = -2.0\nreweight_ent = false\nreweight_plpd = false\n' \
     > "$T/deyo_neither.toml"
-  for host in eta deyo; do
+  for host in ${HOSTS:-eta deyo}; do
     for v in noselect noweight neither; do
       $E --config "$T/${host}_$v.toml" --methods "$host" --objectives em,adadem --out "$T/out"
     done
