@@ -3,7 +3,7 @@
 # the 15 corruptions at severity 5, 2,000 images each, batch 64, lr 0.01 (section 4's setting, rerun on CPU):
 #  1. the main grid, source + every host x {EM, AdaDEM} (also regenerates section 4's ViT figures);
 #  2. ETA and DeYO with their sample selection and/or their weights switched off (method_options in TOML), x {EM,
-#     AdaDEM}: with neither, ETA is Tent. Resumable; SEEDS=1,2,3 for more seeds; PART=main|ablation for one part.
+#     AdaDEM}: with neither, ETA is Tent. Resumable; SEEDS=1,2,3 for more seeds; PART=main|ablation, HOSTS=eta.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${STORE:-results/vit_continual_cpu.sqlite}
