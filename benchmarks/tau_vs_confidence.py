@@ -104,8 +104,10 @@ def main() -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter(conf, tau, label=f"one corruption (severity {args.severity})")
-    for r in rows:
-        ax.annotate(r["corruption"][:5], (r["mean_max_prob"], r["tau"]), fontsize=7)
+    # points share a tau (a grid value), so labels of neighbours would overlap: stagger them vertically by rank
+    for i, r in enumerate(sorted(rows, key=lambda r: (r["tau"], r["mean_max_prob"]))):
+        ax.annotate(r["corruption"][:5], (r["mean_max_prob"], r["tau"]), fontsize=7, textcoords="offset points",
+                    xytext=(3, 4 + 9 * (i % 3)), arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"})
     finish(fig, ax, out / f"tau_{tag}.png", xlabel="source model's mean max-probability",
            ylabel="best τ (DEM*)", title=f"{args.model}/{args.method}: Pearson r = {pearson.statistic:.2f}, "
                                                  f"Spearman ρ = {spearman.statistic:.2f}")
