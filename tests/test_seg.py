@@ -220,12 +220,19 @@ def test_uda_cli_and_report(tiny_segmenter, tmp_path):
     res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--steps", "2", "--batch-size", "4",
                                    "--seeds", "0", "--store", str(store), "--cache-dir", str(data.cache_dir)])
     assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--steps", "2", "--batch-size", "4",
+                                   "--methods", "minent", "--objectives", "adadem", "--lambda-ent", "0.03",
+                                   "--seeds", "0", "--store", str(store), "--cache-dir", str(data.cache_dir)])
+    assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     table = (tmp_path / "r" / "seg_uda_table.md").read_text()
     for label in ("source only (no adaptation)", "source fine-tuning", "MinEnt |", "MinEnt+adadem", "AdvEnt |",
                   "AdvEnt+adadem"):
         assert label in table, label
+    # two configurations that differ only by lambda are two rows that say so
+    assert "| MinEnt+adadem | 2 | 0.1 | – |" in table and "| MinEnt+adadem | 2 | 0.03 | – |" in table
+    assert "| AdvEnt | 2 | – | 0.01 |" in table and "| AdvEnt+adadem | 2 | 0.1 | 0.01 |" in table
     # the maps figure is drawn from the store alone: the source record keeps the scenes, their truth and the
     # source model's maps, each UDA record its own maps
     from entmin.seg.report import MAP_SCENES, unpack_uint8

@@ -171,6 +171,8 @@ def test_eta_ablation_switches_follow_the_rule(select, reweight, obj):
     model = configure(net("bn"))
     ref, kept = ref_eta(model, xs, e0=e0, eps=0.9, lr=lr, obj=obj, select=select, reweight=reweight)
     assert_same(ad, model, outs, ref)
+    if select:
+        assert split(kept), f"the filters must keep some samples and drop others: {kept}"
     if not select and not reweight:
         tent = make_adapter("tent", net("bn"), obj, optimizer={"lr": lr})
         assert all(torch.equal(tent(x), o) for x, o in zip(xs, outs))

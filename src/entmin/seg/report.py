@@ -37,14 +37,20 @@ def uda_table_markdown(records: dict[str, dict[str, Any]], sources: dict[str, di
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records.values():
         groups[r["config_hash"]].append(r)
-    lines = ["| target | method | steps | target mIoU | pixel accuracy |", "|---|---|---|---|---|"]
+    lines = ["| target | method | steps | λ_ent | λ_adv | target mIoU | pixel accuracy |", "|---|---|---|---|---|---|---|"]
     for s in sources.values():
-        lines.append(f"| {s['target']} | {s['label']} | – | {100 * s['miou']:.1f} | {100 * s['pixel_accuracy']:.1f} |")
+        lines.append(f"| {s['target']} | {s['label']} | – | – | – | {100 * s['miou']:.1f} | "
+                     f"{100 * s['pixel_accuracy']:.1f} |")
     order = {"source fine-tuning": 0}
-    for recs in sorted(groups.values(), key=lambda rs: (rs[0]["target"], order.get(rs[0]["label"], 1), rs[0]["label"])):
+    for recs in sorted(groups.values(), key=lambda rs: (rs[0]["target"], order.get(rs[0]["label"], 1), rs[0]["label"],
+                                                       -rs[0]["config"]["lambda_ent"])):
         m = np.array([r["miou"] for r in recs])
         a = np.array([r["pixel_accuracy"] for r in recs])
-        lines.append(f"| {recs[0]['target']} | {recs[0]['label']} | {recs[0]['config']['steps']} | "
+        cfg = recs[0]["config"]
+        # the weights a configuration used, so that rows differing only by them are told apart
+        lam_ent = f"{cfg['lambda_ent']:g}" if cfg["method"] != "source" and cfg["objective"] != "none" else "–"
+        lam_adv = f"{cfg['lambda_adv']:g}" if cfg["method"] == "advent" else "–"
+        lines.append(f"| {recs[0]['target']} | {recs[0]['label']} | {cfg['steps']} | {lam_ent} | {lam_adv} | "
                      f"{100 * m.mean():.1f} ± {100 * m.std():.1f} (n={len(m)}) | {100 * a.mean():.1f} |")
     return "\n".join(lines) + "\n"
 
