@@ -197,6 +197,43 @@ def test_uda_resumes_a_killed_run_to_the_same_weights(tiny_segmenter, tmp_path, 
     assert resumed["miou"] == straight["miou"]
 
 
+def test_uda_killed_with_sigkill_resumes_to_the_same_weights(tiny_segmenter, tmp_path):
+    """A real process kill (not an exception) after a checkpoint: the rerun resumes from it and ends with the
+    weights of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from entmin.seg.uda import UDA_RECORD, run_uda
+    path, data = tiny_segmenter
+    store = tmp_path / "u.sqlite"
+    cmd = [sys.executable, "-m", "entmin.cli", "seg-uda", "--weights", str(path), "--methods", "minent", "--objectives",
+           "adadem", "--steps", "300", "--checkpoint-every", "2", "--batch-size", "4", "--seeds", "0",
+           "--store", str(store), "--cache-dir", str(data.cache_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while not any(tmp_path.glob("u-resume/*.pt")):
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        assert time.time() < deadline, "no checkpoint written"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not ResultStore(store).get_records(UDA_RECORD)
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (resumed,) = ResultStore(store).get_records(UDA_RECORD).values()
+    model, meta = load_seg_model(path)
+    torch.set_num_threads(1)
+    cfg = _uda("minent", "adadem", steps=300, weights_sha256=meta["sha256"], scenes_fingerprint=data.fingerprint)
+    straight = run_uda(cfg, 0, ResultStore(tmp_path / "s.sqlite"), model, data)
+    assert resumed["resumed_from"] > 0
+    assert resumed["config_hash"] == straight["config_hash"]
+    assert resumed["weights_sha256"] == straight["weights_sha256"] and resumed["miou"] == straight["miou"]
+
+
 def test_uda_terms_really_act(tiny_segmenter, tmp_path):
     """The objective and the adversarial term each change the trained weights; the source model is untouched."""
     from entmin.seg.uda import run_uda
