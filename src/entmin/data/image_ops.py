@@ -23,6 +23,7 @@ def to_np(x: torch.Tensor) -> np.ndarray:
 def clip01(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
+
 def gauss_kernel1d(sigma: float, radius: int) -> np.ndarray:
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-t ** 2 / (2 * sigma ** 2))
@@ -44,8 +45,10 @@ def conv_same(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect") -> tor
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
     return F.conv2d(F.pad(x, (pw, pw, ph, ph), mode=mode), k)
 
+
 def gaussian_filter_hw(xn: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(xn, sigma=(0, 0, sigma, sigma), mode="nearest", truncate=4.0)
+
 
 def motion_kernels(radius: int, sigma: float, angles_deg: np.ndarray) -> np.ndarray:
     width = 2 * int(np.ceil(radius)) + 1
@@ -69,6 +72,7 @@ def motion_blur_batch(x: torch.Tensor, radius: int, sigma: float, angles: np.nda
     xp = F.pad(x.reshape(1, n * c, h, w), (p, p, p, p), mode="replicate")
     return F.conv2d(xp, k.repeat_interleave(c, 0), groups=n * c).reshape(n, c, h, w)
 
+
 def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Zoom into the centre by ``factor`` keeping the size (bilinear, as scipy zoom order=1)."""
     h = x.shape[-1]
@@ -78,6 +82,7 @@ def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     out = F.interpolate(crop, scale_factor=factor, mode="bilinear", align_corners=False)
     trim = (out.shape[-1] - h) // 2
     return out[..., trim:trim + h, trim:trim + h]
+
 
 def plasma_fractal(n: int, mapsize: int, wibbledecay: float, rng: np.random.Generator) -> np.ndarray:
     """Diamond-square fractal noise in [0, 1], (n, mapsize, mapsize); the reference algorithm, batched."""
