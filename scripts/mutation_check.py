@@ -67,7 +67,7 @@ M = [
  ("ETA reweight switch ignored", "src/entmin/adapt/eata.py", "if self.use_reweight else torch.ones_like(ent)", "if True else torch.ones_like(ent)", "tests/test_update_rules.py -k ablation_switches"),
  ("ETA select switch ignored", "src/entmin/adapt/eata.py", "        if not self.use_selection:\n            final = torch.ones_like(reliable)\n        elif", "        if", "tests/test_update_rules.py -k ablation_switches"),
  ("grid bypasses from_dict", "src/entmin/bench/grid.py", "cfg = RunConfig.from_dict({**base,", "cfg = RunConfig(**{**base,", "tests/test_robustness.py -k tables_reach"),
- ("UDA maps in train mode", "src/entmin/cli/seg.py", "maps = model.eval()(xe[:MAP_SCENES]).argmax(1)", "maps = model.train()(xe[:MAP_SCENES]).argmax(1)", "tests/test_seg.py -k uda_cli"),
+ ("UDA maps in train mode", "src/entmin/seg/report.py", "return pack_uint8(model.eval()(images[:MAP_SCENES]).argmax(1))", "return pack_uint8(model.train()(images[:MAP_SCENES]).argmax(1))", "tests/test_seg.py -k uda_cli"),
  ("UDA dem options dropped", "src/entmin/seg/uda.py", "**dict(cfg.objective_options)) if use_obj else None", ") if use_obj else None", "tests/test_seg.py -k dem_grid"),
 ]
 

@@ -251,7 +251,7 @@ def test_uda_terms_really_act(tiny_segmenter, tmp_path):
         _uda("minent", "none")
 
 
-def test_uda_cli_and_report(tiny_segmenter, tmp_path):
+def test_uda_cli_and_report(tiny_segmenter, tmp_path, monkeypatch):
     path, data = tiny_segmenter
     store = tmp_path / "u.sqlite"
     res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--steps", "2", "--batch-size", "4",
@@ -284,6 +284,13 @@ def test_uda_cli_and_report(tiny_segmenter, tmp_path):
     assert (unpack_uint8(src["scenes"]).float() / 255 - x[:MAP_SCENES]).abs().max() <= 0.5 / 255 + 1e-6
     recs = ResultStore(store).get_records("seg-uda")
     assert all(unpack_uint8(r["maps"]).shape == expected.shape for r in recs.values())
+    # one column per configuration: the two MinEnt+adadem runs (lambda 0.1 and 0.03) are both drawn and titled
+    import entmin.seg.report as seg_report
+    drawn = {}
+    monkeypatch.setattr(seg_report, "seg_maps_figure", lambda images, truth, preds, path, title="": drawn.update(preds))
+    seg_report.uda_maps_figure(recs, ResultStore(store).get_records("seg-uda-source"), tmp_path)
+    assert {"MinEnt+adadem (λ 0.1, –)", "MinEnt+adadem (λ 0.03, –)", "MinEnt", "source only"} <= set(drawn)
+    assert len(drawn) == 1 + len({r["config_hash"] for r in recs.values()})
     res = CliRunner().invoke(app, ["seg-uda", "--weights", str(path), "--target", "sepia",
                                    "--store", str(store), "--cache-dir", str(data.cache_dir)])
     assert res.exit_code == 2 and "unknown target domain 'sepia'" in res.output

@@ -136,12 +136,10 @@ def register_uda(app: typer.Typer) -> None:
                 data_dir: str | None = FMNIST_DIR, cache_dir: str | None = CACHE_DIR, threads: int = THREADS) -> None:
         """UDA from clean scenes to a target domain: MinEnt (EM replaced by the objective) and AdvEnt (the
         objective added), ADVENT's two methods; `entmin report --store` writes the target mIoU table."""
-        import torch
-
         from ..bench.store import ResultStore
         from ..errors import UsageError
         from ..seg import SceneData
-        from ..seg.report import MAP_SCENES, pack_uint8
+        from ..seg.report import MAP_SCENES, pack_uint8, packed_maps
         from ..seg.train import evaluate, load_seg_model
         from ..seg.uda import UDAConfig, run_uda
 
@@ -166,12 +164,10 @@ def register_uda(app: typer.Typer) -> None:
         st = ResultStore(store)
         xe, ye = data.split(target, "test")
         base = evaluate(model, xe, ye)
-        with torch.no_grad():
-            maps = model.eval()(xe[:MAP_SCENES]).argmax(1)
         st.put_record("seg-uda-source", f"{meta['sha256']}/{data.fingerprint}/{target}",
                       {"target": target, "label": "source only (no adaptation)", "sha256": meta["sha256"],
                        "scenes_fingerprint": data.fingerprint,
-                       "maps": pack_uint8(maps), "truth": pack_uint8(ye[:MAP_SCENES]),
+                       "maps": packed_maps(model, xe), "truth": pack_uint8(ye[:MAP_SCENES]),
                        "scenes": pack_uint8((xe[:MAP_SCENES] * 255).round()), **base}, replace=True)
         with progress(len(configs) * len(seeds), "uda runs") as advance:
             for cfg in configs:

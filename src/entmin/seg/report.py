@@ -15,8 +15,8 @@ import torch
 
 from .scenes import BACKGROUND, NUM_SEG_CLASSES
 
-__all__ = ["pack_uint8", "seg_maps_figure", "seg_table_markdown", "uda_maps_figure", "uda_table_markdown",
-           "unpack_uint8"]
+__all__ = ["MAP_SCENES", "pack_uint8", "packed_maps", "seg_maps_figure", "seg_table_markdown", "uda_maps_figure",
+           "uda_table_markdown", "unpack_uint8"]
 
 MAP_SCENES = 4          # target test scenes whose predicted maps a UDA record keeps (for the figure)
 
@@ -32,6 +32,22 @@ def unpack_uint8(d: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(a.copy())
 
 
+@torch.no_grad()
+def packed_maps(model: torch.nn.Module, images: torch.Tensor) -> dict[str, Any]:
+    """The eval-mode predicted label maps of the first :data:`MAP_SCENES` images, packed for a record."""
+    return pack_uint8(model.eval()(images[:MAP_SCENES]).argmax(1))
+
+
+_UDA_ORDER = {"source fine-tuning": 0}          # first after the source-only row; the rest by label
+
+
+def _lambdas(cfg: dict[str, Any]) -> tuple[str, str]:
+    """The weights a UDA configuration used, "–" where its method has no such term."""
+    lam_ent = f"{cfg['lambda_ent']:g}" if cfg["method"] != "source" and cfg["objective"] != "none" else "–"
+    lam_adv = f"{cfg['lambda_adv']:g}" if cfg["method"] == "advent" else "–"
+    return lam_ent, lam_adv
+
+
 def uda_table_markdown(records: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]]) -> str:
     """Target mIoU and pixel accuracy per UDA configuration (mean +- std over seeds), after the source-only row."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -41,15 +57,12 @@ def uda_table_markdown(records: dict[str, dict[str, Any]], sources: dict[str, di
     for s in sources.values():
         lines.append(f"| {s['target']} | {s['label']} | – | – | – | {100 * s['miou']:.1f} | "
                      f"{100 * s['pixel_accuracy']:.1f} |")
-    order = {"source fine-tuning": 0}
-    for recs in sorted(groups.values(), key=lambda rs: (rs[0]["target"], order.get(rs[0]["label"], 1), rs[0]["label"],
-                                                       -rs[0]["config"]["lambda_ent"])):
+    for recs in sorted(groups.values(), key=lambda rs: (rs[0]["target"], _UDA_ORDER.get(rs[0]["label"], 1),
+                                                       rs[0]["label"], -rs[0]["config"]["lambda_ent"])):
         m = np.array([r["miou"] for r in recs])
         a = np.array([r["pixel_accuracy"] for r in recs])
         cfg = recs[0]["config"]
-        # the weights a configuration used, so that rows differing only by them are told apart
-        lam_ent = f"{cfg['lambda_ent']:g}" if cfg["method"] != "source" and cfg["objective"] != "none" else "–"
-        lam_adv = f"{cfg['lambda_adv']:g}" if cfg["method"] == "advent" else "–"
+        lam_ent, lam_adv = _lambdas(cfg)     # rows differing only by a weight are told apart
         lines.append(f"| {recs[0]['target']} | {recs[0]['label']} | {cfg['steps']} | {lam_ent} | {lam_adv} | "
                      f"{100 * m.mean():.1f} ± {100 * m.std():.1f} (n={len(m)}) | {100 * a.mean():.1f} |")
     return "\n".join(lines) + "\n"
@@ -128,24 +141,29 @@ def seg_maps_figure(images: torch.Tensor, truth: torch.Tensor, predictions: dict
 def uda_maps_figure(records: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]], out: Path
                     ) -> list[Path]:
     """One figure per target: input, truth, the source model's maps and each UDA configuration's (its lowest
-    seed), on the scenes the records keep; only records of the same source weights and scenes are paired, and
-    records written before maps were kept are left out."""
+    seed), on the scenes the records keep; only records of the same source weights and scenes are paired,
+    configurations sharing a label are titled with their weights, and records written before maps were kept are
+    left out."""
     paths = []
     for src in sources.values():
         if "scenes" not in src or "maps" not in src:
             continue
         target = src["target"]
-        by_label: dict[str, dict[str, Any]] = {}
+        by_config: dict[str, dict[str, Any]] = {}       # config hash -> its lowest seed's record
         for r in sorted(records.values(), key=lambda r: r["seed"]):
             if (r["target"] == target and "maps" in r and r.get("source_sha256") == src.get("sha256")
                     and r["config"]["scenes_fingerprint"] == src.get("scenes_fingerprint")):
-                by_label.setdefault(r["label"], r)
-        if not by_label:
+                by_config.setdefault(r["config_hash"], r)
+        if not by_config:
             continue
-        order = {"source fine-tuning": 0}
+        chosen = sorted(by_config.values(), key=lambda r: (_UDA_ORDER.get(r["label"], 1), r["label"],
+                                                            -r["config"]["lambda_ent"]))
+        labels = [r["label"] for r in chosen]
         preds = {"source only": unpack_uint8(src["maps"]).long()}
-        for label in sorted(by_label, key=lambda k: (order.get(k, 1), k)):
-            preds[label] = unpack_uint8(by_label[label]["maps"]).long()
+        for r in chosen:   # two configurations under one label (another weight) say which weights they used
+            title = r["label"] if labels.count(r["label"]) == 1 else \
+                r["label"] + " (λ {}, {})".format(*_lambdas(r["config"]))
+            preds[title] = unpack_uint8(r["maps"]).long()
         images = unpack_uint8(src["scenes"]).float() / 255.0
         paths.append(seg_maps_figure(images, unpack_uint8(src["truth"]).long(), preds,
                                      out / f"seg_uda_maps_{target}.png", title=f"UDA, clean -> {target}"))

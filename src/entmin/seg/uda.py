@@ -34,7 +34,7 @@ from ..bench.store import ResultStore
 from ..data.fingerprint import json_fingerprint, state_dict_sha256
 from ..errors import UsageError
 from ..objectives import get_objective
-from .report import MAP_SCENES, pack_uint8
+from .report import packed_maps
 from .scenes import NUM_SEG_CLASSES, SceneData
 from .train import evaluate
 
@@ -176,12 +176,10 @@ def run_uda(cfg: UDAConfig, seed: int, store: ResultStore, model: nn.Module, dat
                 progress(step + 1)
     xe, ye = data.split(cfg.target, "test")
     metrics = evaluate(net, xe, ye)
-    with torch.no_grad():
-        maps = net.eval()(xe[:MAP_SCENES]).argmax(1)
     weights = state_dict_sha256(net.state_dict())
     rec = {"config_hash": cfg.hash, "seed": seed, "label": cfg.label, "config": asdict(cfg), "target": cfg.target,
            "resumed_from": start, "train_seconds": time.perf_counter() - t0, "weights_sha256": weights,
-           "source_sha256": cfg.weights_sha256, "maps": pack_uint8(maps), **metrics}
+           "source_sha256": cfg.weights_sha256, "maps": packed_maps(net, xe), **metrics}
     store.put_record(UDA_RECORD, key, rec)
     store.drop_state(cfg.hash, seed)
     return rec
