@@ -49,6 +49,7 @@ M = [
  ("dense AdaDEM mixes pixels", "src/entmin/objectives/adadem.py", "return logits.movedim(1, -1).reshape(-1, logits.shape[1]), mask", "return logits.reshape(-1, logits.shape[1]), mask", "tests/test_dense.py"),
  ("masked mean ignores the mask", "src/entmin/objectives/__init__.py", "    return torch.where(mask, loss,", "    return loss.mean() + 0 * torch.where(mask, loss,", "tests/test_dense.py -k invalid"),
  ("seg stream resumes from scratch", "src/entmin/seg/tta.py", "        adapter.import_state(saved[1])", "        pass", "tests/test_seg.py -k resumes"),
+ ("stream resumes without the adapter state", "src/entmin/bench/runner.py", "            adapter.import_state(resumed[1])", "            pass", "tests/test_bench.py -k 'sigkill and gradual'"),
  ("seg labels off the ink", "src/entmin/seg/scenes.py", "            patch_y[ink] = int(labels[j])", "            patch_y[g >= 0] = int(labels[j])", "tests/test_seg.py -k names_its_pixel"),
  ("IoU union double-counts", "src/entmin/seg/metrics.py", "union = self.cm.sum(0).double() + self.cm.sum(1).double() - tp", "union = self.cm.sum(0).double() + self.cm.sum(1).double()", "tests/test_seg.py -k looped"),
  ("TPT averages log-probabilities", "src/entmin/tpt/tpt.py", "avg_logp = torch.logsumexp(logp, 0) - math.log(len(sel))", "avg_logp = logp.mean(0)", "tests/test_tpt.py -k averaged"),
