@@ -4,13 +4,17 @@
 #  1. the main grid, source + every host x {EM, AdaDEM} (also regenerates section 4's ViT figures);
 #  2. ETA and DeYO with their sample selection and/or their weights switched off (method_options in TOML), x {EM,
 #     AdaDEM}: with neither, ETA is Tent. Resumable; SEEDS=1,2,3 for more seeds; PART=main|ablation, HOSTS=eta.
+# On the second small dataset (benchmarks/second_dataset_cpu.sh first):
+#   STORE=results/mnist/mnist.sqlite N=500 REPORT=results/mnist/ablation_report PART=ablation \
+#   DATA_ARGS="--dataset idx --data-dir results/mnist/idx --weights results/mnist/mnist_vit.pt" \
+#   bash benchmarks/host_ablation_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${STORE:-results/vit_continual_cpu.sqlite}
 SEEDS=${SEEDS:-1}
 PART=${PART:-all}
-E=".venv/bin/entmin compare --models vit --protocols continual --n-per-domain 2000 --seeds $SEEDS --threads 1
-   --store $STORE"
+E=".venv/bin/entmin compare --models vit --protocols continual --n-per-domain ${N:-2000} --seeds $SEEDS --threads 1
+   --store $STORE ${DATA_ARGS:-}"
 if [[ $PART == all || $PART == main ]]; then
   $E --methods source,tent,eta,eata,sar,deyo --objectives em,adadem --out results/vit_continual_cpu
 fi
@@ -30,4 +34,4 @@ if [[ $PART == all || $PART == ablation ]]; then
     done
   done
 fi
-.venv/bin/entmin report --store "$STORE" --out results/host_ablation_report
+.venv/bin/entmin report --store "$STORE" --out "${REPORT:-results/host_ablation_report}"
