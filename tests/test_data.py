@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from entmin.data import CORRUPTIONS, FMNISTC, IDXError, corrupt, load_cifar10c, load_imagenetc, read_idx
+from entmin.data import write_idx as library_write_idx
 from entmin.data.fashion_mnist import find_data_dir, load_fashion_mnist
 
 
@@ -24,6 +25,13 @@ def test_idx_roundtrip_and_errors(tmp_path):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     assert np.array_equal(read_idx(write_idx(tmp_path / "a.idx", arr)), arr)
     assert np.array_equal(read_idx(write_idx(tmp_path / "a.idx.gz", arr, gz=True)), arr)
+    # the library's writer (plain and gzip) is read back by the reader, and equals the hand-written bytes
+    for name in ("lib.idx", "lib.idx.gz"):
+        assert np.array_equal(read_idx(library_write_idx(tmp_path / name, arr)), arr)
+    assert (tmp_path / "lib.idx").read_bytes() == (tmp_path / "a.idx").read_bytes()
+    assert (tmp_path / "lib.idx.gz").read_bytes()[:2] == b"\x1f\x8b"          # .gz means gzip-compressed
+    with pytest.raises(ValueError, match="uint8"):
+        library_write_idx(tmp_path / "f.idx", arr.astype(np.float32))
     with pytest.raises(IDXError, match="truncated"):
         read_idx(write_idx(tmp_path / "t.idx", arr, truncate=5))
     with pytest.raises(IDXError, match="magic"):

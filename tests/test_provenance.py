@@ -1,10 +1,8 @@
 """No silent wrong number: every cached split and stored result is keyed by what really produced it (data,
 weights, corruption code, stream position), and what cannot be told apart is refused."""
 import dataclasses
-import gzip
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from entmin.bench.runner import run_experiment
 from entmin.bench.store import ResultStore
 from entmin.bench.tables import build_table, table_markdown
 from entmin.cli import app
-from entmin.data import FMNISTC
+from entmin.data import FMNISTC, write_idx
 from entmin.errors import DataError, UsageError
 from entmin.models import load_source_model
 
@@ -27,17 +25,11 @@ FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-imag
                 "t10k-labels-idx1-ubyte")
 
 
-def write_idx(path, arr):
-    arr = np.asarray(arr, np.uint8)
-    path.write_bytes(gzip.compress(struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim,
-                                                                                     *arr.shape) + arr.tobytes()))
-
-
 def fake_fmnist(folder, images, labels):
     """An IDX dataset folder (train split = test split: only the test split matters here)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, arr in zip(FMNIST_FILES, (images, labels, images, labels)):
-        write_idx(folder / (name + ".gz"), arr)
+        write_idx(folder / (name + ".gz"), np.asarray(arr, np.uint8))
     return folder
 
 

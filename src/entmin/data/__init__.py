@@ -3,7 +3,7 @@ from .cache import FMNISTC, default_cache_dir
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from .fashion_mnist import FMNIST_CLASSES, find_data_dir, load_fashion_mnist
 from .formats import load_cifar10c, load_imagenetc
-from .idx import IDXError, read_idx
+from .idx import IDXError, read_idx, write_idx
 
 __all__ = [
            "CORRUPTIONS",
@@ -18,4 +18,5 @@ __all__ = [
            "load_fashion_mnist",
            "load_imagenetc",
            "read_idx",
+           "write_idx",
 ]

@@ -1,4 +1,5 @@
-"""Reader for the IDX format of (Fashion-)MNIST, with the checks that numpy.frombuffer alone does not do."""
+"""Reader for the IDX format of (Fashion-)MNIST, with the checks that numpy.frombuffer alone does not do, and the
+writer for uint8 arrays (how your own images become a `--dataset idx` folder)."""
 from __future__ import annotations
 
 import gzip
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["IDXError", "read_idx"]
+__all__ = ["IDXError", "read_idx", "write_idx"]
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -46,3 +47,14 @@ def read_idx(path: str | Path) -> np.ndarray:
         kind = "truncated" if actual < expected else "has trailing bytes"
         raise IDXError(f"{path}: {kind}: header promises shape {dims} ({expected} bytes) but {actual} bytes follow")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: str | Path, arr: np.ndarray) -> Path:
+    """Write a uint8 array (images (N, H, W) or labels (N,)) as IDX, gzip-compressed when ``path`` ends in .gz."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8 or not 1 <= arr.ndim <= 4:
+        raise ValueError(f"write_idx takes a uint8 array of 1-4 dimensions, got {arr.dtype} of shape {arr.shape}")
+    path = Path(path)
+    data = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
