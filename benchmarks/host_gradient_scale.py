@@ -13,7 +13,7 @@ import torch
 from entmin.bench.sources import DataSource
 from entmin.data import CORRUPTIONS
 from entmin.models.zoo import load_model
-from entmin.objectives import get_objective
+from entmin.objectives import entropy, get_objective
 
 
 def main() -> None:
@@ -37,8 +37,7 @@ def main() -> None:
         x, _ = src.load(c, 5)
         with torch.no_grad():
             logits = model(x[:a.n])
-        ent = -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
-        sel = ent < e0
+        sel = entropy(logits) < e0
         norms = {}
         for name in ("em", "adadem"):
             z = logits.clone().requires_grad_(True)

@@ -93,7 +93,8 @@ def _table(store_path):
     a resume that lost the adapter state can keep every count of correct predictions but not these."""
     with sqlite3.connect(store_path) as c:
         rows = c.execute("SELECT config_hash, seed, domain, position, n, correct, metrics FROM cells").fetchall()
-    return sorted(r[:-1] + (json.loads(r[-1])["mean_entropy"], json.loads(r[-1])["selected"]) for r in rows)
+    metrics = [json.loads(r[-1]) for r in rows]
+    return sorted(r[:-1] + (m["mean_entropy"], m["selected"]) for r, m in zip(rows, metrics))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
