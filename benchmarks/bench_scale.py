@@ -167,7 +167,13 @@ def main() -> None:
     for name in filter(None, a.speed.split(",")):
         jobs.append({**base, "impl": "entmin", "host": "tent", "objective": "em", "variant": name,
                      "options": speed[name]})
+    done = set()
+    if a.out and os.path.exists(a.out):  # resumable: a rerun skips the measurements already in --out
+        with open(a.out) as f:
+            done = {_spec_key(r) for r in map(json.loads, f) if "error" not in r}
     for spec in jobs:
+        if _spec_key(spec) in done:
+            continue
         r = run_child(spec)
         with open(a.out, "a") as f:
             f.write(json.dumps(r) + "\n")
@@ -175,26 +181,35 @@ def main() -> None:
                                       "peak_rss_gb", "error")}, flush=True)
 
 
+def _spec_key(r: dict) -> tuple:
+    return tuple(str(r.get(k)) for k in ("model", "batch", "steps", "device", "impl", "host", "objective", "variant"))
+
+
 def table(rows: list[dict]) -> str:
-    """Markdown: one row per (model, batch, host, objective); official time and agreement where measured."""
+    """Markdown: one row per (model, batch, host, objective, option); images/s; the official code's time and
+    agreement where measured (a speed option's row is compared with the official fp32 step of its host, and
+    with entmin's own fp32 step)."""
     key = lambda r: (r["model"], r["batch"], r["host"], r["objective"], r.get("variant"))
     ours = {key(r): r for r in rows if r["impl"] in ("entmin", "inference") and "error" not in r}
     off = {key(r): r for r in rows if r["impl"] == "official" and "error" not in r}
-    lines = [("| model | batch | host | objective | option | s / step | peak RSS (GB) | official s / step | "
-             "entmin / official | same predictions |"), "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def agree(a: dict, b: dict) -> str:
+        n = sum(len(p) for p in a["preds"])
+        return f"{sum(x == y for p, q in zip(a['preds'], b['preds']) for x, y in zip(p, q))}/{n}"
+
+    lines = [("| model | batch | host | objective | option | s / step | images / s | peak RSS (GB) | "
+              "x entmin fp32 | official s / step | entmin / official | same predictions as official |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in sorted(ours, key=lambda k: (k[0], k[1], (["source", *HOSTS].index(k[2])), k[3], k[4] or "")):
         r = ours[k]
-        o = off.get((k[0], k[1], k[2], "em", None)) if k[3] == "em" and not k[4] else None
-        same = ""
-        if o:
-            n = sum(len(p) for p in r["preds"])
-            same = f"{sum(a == b for p, q in zip(r['preds'], o['preds']) for a, b in zip(p, q))}/{n}"
-        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4] or '-'} | {r['step_s']:.2f} | "
-                     f"{r['peak_rss_gb']:.2f} | {o['step_s']:.2f} | {r['step_s'] / o['step_s']:.2f} | {same} |"
-                     if o else f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4] or '-'} | {r['step_s']:.2f} | "
-                               f"{r['peak_rss_gb']:.2f} | | | |")
+        base = ours.get(k[:4] + (None,)) if k[4] else None
+        o = off.get((k[0], k[1], k[2], "em", None)) if k[3] == "em" else None
+        cells = [k[0], str(k[1]), k[2], k[3], k[4] or "-", f"{r['step_s']:.2f}", f"{k[1] / r['step_s']:.1f}",
+                 f"{r['peak_rss_gb']:.2f}", f"{r['step_s'] / base['step_s']:.2f}" if base else "",
+                 f"{o['step_s']:.2f}" if o else "", f"{r['step_s'] / o['step_s']:.2f}" if o else "",
+                 agree(r, o) if o else ""]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ first 28 were last run in full on the 2-core machine (28 of 28 caught); the 15 a
 dense, segmentation, TPT and training-loss code, and the repaired 'no optimizer step' anchor, were run that day:
 16 of 16 caught. The next 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
 added and run in session 6; the last 5 (ETA ablation switches, TOML tables through the grid, UDA maps and DEM
-grid) in session 7."""
+grid) in session 7. 'Ray tasks never ask for a GPU' in session 9."""
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +70,7 @@ M = [
  ("grid bypasses from_dict", "src/entmin/bench/grid.py", "cfg = RunConfig.from_dict({**base,", "cfg = RunConfig(**{**base,", "tests/test_robustness.py -k tables_reach"),
  ("UDA maps in train mode", "src/entmin/seg/report.py", "return pack_uint8(model.eval()(images[:MAP_SCENES]).argmax(1))", "return pack_uint8(model.train()(images[:MAP_SCENES]).argmax(1))", "tests/test_seg.py -k uda_cli"),
  ("UDA dem options dropped", "src/entmin/seg/uda.py", "**dict(cfg.objective_options)) if use_obj else None", ") if use_obj else None", "tests/test_seg.py -k dem_grid"),
+ ("Ray tasks never ask for a GPU", "src/entmin/cli/bench.py", "        return {\"data_dir\": data_dir, \"cache_dir\": cache_dir, \"device\": device}", "        return {\"data_dir\": data_dir, \"cache_dir\": cache_dir, \"device\": \"cpu\" if device == \"auto\" else device}", "tests/test_ray.py -k ray_cluster"),
 ]
 
 def main(selected: list[str]) -> int:

@@ -14,12 +14,15 @@ good = [RunConfig(method="tent", objective=o, corruptions=("contrast",), n_per_d
         for o in ("em", "adadem")]
 bad = RunConfig(method="eta", corruptions=("contrast",), n_per_domain=64, batch_size=32,
                 method_options=(("e_margin", -1.0),))  # raises on the worker: retried, then reported failed
-results = list(ex.run(good + [bad], [1], store, {"cache_dir": cache_dir, "device": "cpu"}))
+# the head declares 2 GPUs (this machine has none): "auto" asks Ray for one per task, the worker resolves it
+results = list(ex.run(good + [bad], [1], store, {"cache_dir": cache_dir, "device": "auto"}))
+gpus = {"auto": ex.num_gpus}
 ok = {r.config.hash: r.rows is not None for r in results}
 err = [r.error for r in results if r.rows is None]
 res = search_dem(RunConfig(method="tent", corruptions=("contrast",), n_per_domain=64, batch_size=32), store,
                  trials=4, study_path=study, executor=ex, parallel=2,
                  run_kwargs={"cache_dir": cache_dir, "device": "cpu"})
+gpus["cpu"] = ex.num_gpus
 # `entmin compare` sends its grid to the same cluster; the driver alone writes the store
 from typer.testing import CliRunner
 
@@ -29,5 +32,8 @@ cmp = CliRunner().invoke(app, ["compare", "--methods", "source,tent", "--objecti
                                "continual", "--corruptions", "contrast,fog", "--n-per-domain", "64", "--batch-size",
                                "32", "--seeds", "1,2", "--store", store_path, "--out", store_path + "-out",
                                "--cache-dir", cache_dir, "--ray-address", address])
-print(json.dumps({"ok": ok, "errors": err, "search": res, "good": [c.hash for c in good], "bad": bad.hash,
+one = CliRunner().invoke(app, ["run", "--method", "tent", "--corruptions", "fog", "--n-per-domain", "64",
+                               "--batch-size", "32", "--seeds", "1,2", "--store", store_path, "--cache-dir", cache_dir,
+                               "--ray-address", address])
+print(json.dumps({"ok": ok, "gpus": gpus, "run": {"code": one.exit_code, "output": one.output[-3000:]}, "errors": err, "search": res, "good": [c.hash for c in good], "bad": bad.hash,
                   "compare": {"code": cmp.exit_code, "output": cmp.output[-3000:]}}))

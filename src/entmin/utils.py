@@ -31,16 +31,23 @@ def seed_everything(seed: int) -> None:
 DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` -> cuda if available else cpu; otherwise the named device, checked to exist."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def parse_device(device: str | torch.device) -> torch.device:
+    """The named device, checked to be a kind entmin runs on (not that this machine has it: a Ray driver
+    checks the name, its workers the hardware)."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise UsageError(f"unknown device {device!r}; use one of {DEVICE_TYPES} (optionally cuda:N)") from None
     if dev.type not in DEVICE_TYPES:
         raise UsageError(f"unsupported device {device!r}; use one of {DEVICE_TYPES} (optionally cuda:N)")
+    return dev
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` -> cuda if available else cpu; otherwise the named device, checked to exist."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = parse_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device {device!r} requested but CUDA is not available")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

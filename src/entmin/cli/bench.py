@@ -78,16 +78,19 @@ def _execute(configs: list[RunConfig], seeds: list[int], store_path: Path, run_k
                         f"{res.config.protocol}, lr {res.config.effective_lr:g})")
                 if res.rows is None:
                     failed.append(f"{res.config.label}: {res.error}")
+            console.print(f"ran on the Ray cluster, {executor.num_gpus:g} GPU per task")
     for f in failed:
         console.print(f"[yellow]failed after retries:[/] {f}")
     return store
 
 
 def _run_kwargs(data_dir, cache_dir, device, ray_address=None) -> dict[str, Any]:
-    from ..utils import resolve_device
+    from ..utils import parse_device, resolve_device
 
-    if ray_address:  # workers pick their own device; "auto" on a worker means its CUDA if it has one
-        return {"data_dir": data_dir, "cache_dir": cache_dir, "device": "cpu" if device == "auto" else device}
+    if ray_address:  # each worker resolves the device itself: "auto" means the GPU Ray gave its task, if any
+        if device != "auto":
+            parse_device(device)  # a typo fails here, before anything is sent
+        return {"data_dir": data_dir, "cache_dir": cache_dir, "device": device}
     return {"data_dir": data_dir, "cache_dir": cache_dir, "device": resolve_device(device)}
 
 
@@ -119,7 +122,7 @@ def register(app: typer.Typer) -> None:
             alpha: float | None = typer.Option(None, help="DEM weight alpha of the GMC (objective dem)"),
             config: Path | None = CONFIG, store: Path = STORE, data_dir: str | None = DATA_DIR,
             cache_dir: str | None = CACHE_DIR, device: str = DEVICE, threads: int | None = THREADS,
-            *, options: dict[str, Any], given: set[str]) -> None:
+            ray_address: str | None = RAY, *, options: dict[str, Any], given: set[str]) -> None:
         """Run one method with one objective on one protocol; prints its per-domain table."""
         from ..bench.tables import build_table, table_markdown
 
@@ -129,9 +132,9 @@ def register(app: typer.Typer) -> None:
         opts.update({k: v for k, v in (("tau", tau), ("alpha", alpha)) if v is not None})
         values["objective_options"] = tuple(sorted(opts.items()))
         cfg = RunConfig.from_dict(values)
-        kw = _run_kwargs(data_dir, cache_dir, device)
+        kw = _run_kwargs(data_dir, cache_dir, device, ray_address)
         [cfg] = _resolved([cfg], kw)
-        st = _execute([cfg], list(seeds), store, kw)
+        st = _execute([cfg], list(seeds), store, kw, ray_address)
         print(table_markdown(build_table(st.cells(cfg.hash), list(seeds))))
         _lr_note([cfg])
 
