@@ -45,7 +45,7 @@ def build(model_name: str):
     return add_input_normalization(m, mean, std).eval()
 
 
-def official_adapter(host: str, model, model_name: str, fisher_batches):
+def official_adapter(host: str, model, model_name: str, fisher_batches, d_margin: float = 0.05):
     import torch
 
     from entmin.adapt.eata import compute_fisher
@@ -69,7 +69,7 @@ def official_adapter(host: str, model, model_name: str, fisher_batches):
             f = compute_fisher(m, named, fisher_batches, torch.device("cpu"))
             fishers = {n: [f[n], p.detach().clone()] for n, p in named}
         return t.EATA(m, torch.optim.SGD(t.collect_params(m)[0], lr, momentum=0.9), fishers, 2000.0, e_margin=e0,
-                      d_margin=0.05)
+                      d_margin=d_margin)
     if host == "sar":
         import sar_official as t
         from sam import SAM
@@ -100,12 +100,12 @@ def child(spec: dict) -> dict:
     if spec["impl"] == "inference":
         ad = make_adapter("source", model, **opts)
     elif spec["impl"] == "official":
-        ad = official_adapter(spec["host"], model, spec["model"], fisher)
+        ad = official_adapter(spec["host"], model, spec["model"], fisher, spec.get("d_margin", 0.05))
         torch.manual_seed(1)
     else:
         kw = {"optimizer": {"lr": LR[spec["model"]]}, "seed": 1, **opts}
         if spec["host"] in ("eta", "eata"):
-            kw["d_margin"] = 0.05  # the official constant at C = 1000 (also entmin's default there)
+            kw["d_margin"] = spec.get("d_margin", 0.05)  # 0.05: the official constant at C = 1000
         if spec["host"] == "eata":
             kw["fisher_loader"] = fisher
         ad = make_adapter(spec["host"], model, spec["objective"], **kw)
@@ -159,10 +159,14 @@ def main() -> None:
     base = {"model": a.model, "batch": a.batch, "steps": a.steps, "device": a.device}
     jobs = [{**base, "impl": "inference", "host": "source", "objective": "-"}]
     for host in a.hosts.split(","):
+        # ETA/EATA: the redundancy filter off (d_margin 2 > any |cosine|), for entmin and the official code
+        # alike. A random-weights model predicts nearly one class, so with the official 0.05 every batch after
+        # the first is "redundant" and the step times as inference (the filter's cosine is still computed).
+        extra = {"d_margin": 2.0} if host in ("eta", "eata") else {}
         for obj in a.objectives.split(","):
-            jobs.append({**base, "impl": "entmin", "host": host, "objective": obj})
+            jobs.append({**base, **extra, "impl": "entmin", "host": host, "objective": obj})
             if obj == "em" and official and not (a.model == "vit_b16" and host in ("tent", "eta", "eata")):
-                jobs.append({**base, "impl": "official", "host": host, "objective": "em"})
+                jobs.append({**base, **extra, "impl": "official", "host": host, "objective": "em"})
     speed = {"bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
     for name in filter(None, a.speed.split(",")):
         jobs.append({**base, "impl": "entmin", "host": "tent", "objective": "em", "variant": name,
@@ -182,7 +186,8 @@ def main() -> None:
 
 
 def _spec_key(r: dict) -> tuple:
-    return tuple(str(r.get(k)) for k in ("model", "batch", "steps", "device", "impl", "host", "objective", "variant"))
+    return tuple(str(r.get(k)) for k in ("model", "batch", "steps", "device", "impl", "host", "objective", "variant",
+                                         "d_margin"))
 
 
 def table(rows: list[dict]) -> str:
@@ -197,14 +202,18 @@ def table(rows: list[dict]) -> str:
         n = sum(len(p) for p in a["preds"])
         return f"{sum(x == y for p, q in zip(a['preds'], b['preds']) for x, y in zip(p, q))}/{n}"
 
-    lines = [("| model | batch | host | objective | option | s / step | images / s | peak RSS (GB) | "
+    def kept(r: dict) -> str:  # samples the host's filters kept per timed step (a step keeping none skips backward)
+        sel = [s for s in r["selected"][1:] if s is not None]
+        return "/".join(str(s) for s in sel) if sel else ""
+
+    lines = [("| model | batch | host | objective | option | s / step | images / s | kept / step | peak RSS (GB) | "
               "x entmin fp32 | official s / step | entmin / official | same predictions as official |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in sorted(ours, key=lambda k: (k[0], k[1], (["source", *HOSTS].index(k[2])), k[3], k[4] or "")):
         r = ours[k]
         base = ours.get(k[:4] + (None,)) if k[4] else None
         o = off.get((k[0], k[1], k[2], "em", None)) if k[3] == "em" else None
-        cells = [k[0], str(k[1]), k[2], k[3], k[4] or "-", f"{r['step_s']:.2f}", f"{k[1] / r['step_s']:.1f}",
+        cells = [k[0], str(k[1]), k[2], k[3], k[4] or "-", f"{r['step_s']:.2f}", f"{k[1] / r['step_s']:.1f}", kept(r),
                  f"{r['peak_rss_gb']:.2f}", f"{r['step_s'] / base['step_s']:.2f}" if base else "",
                  f"{o['step_s']:.2f}" if o else "", f"{r['step_s'] / o['step_s']:.2f}" if o else "",
                  agree(r, o) if o else ""]

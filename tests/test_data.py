@@ -149,6 +149,38 @@ def test_cifar10c_format(tmp_path):
         load_cifar10c(tmp_path, "frost", 1)
 
 
+def test_cifar10c_streams_rows_from_a_memory_map(tmp_path):
+    """The runner's CIFAR-10-C domain reads only the rows a batch needs, as uint8 (entmin <= 0.2 copied the whole
+    10,000-image severity block and kept it as float32); the images equal load_cifar10c's once made float."""
+    import tracemalloc
+
+    from entmin.bench.sources import DataSource
+
+    big = np.lib.format.open_memmap(tmp_path / "fog.npy", mode="w+", dtype=np.uint8, shape=(50_000, 32, 32, 3))
+    rng = np.random.default_rng(0)
+    big[20_000:20_300] = rng.integers(0, 255, size=(300, 32, 32, 3), dtype=np.uint8)
+    big.flush()
+    del big
+    np.save(tmp_path / "labels.npy", np.arange(50_000) % 10)
+    dom = DataSource("cifar10c", tmp_path).domain("fog", 3)
+    assert len(dom) == 10_000 and dom.labels[:3].tolist() == [0, 1, 2]
+    idx = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:256]
+    x = torch.cat(list(dom.batches([idx[:64], idx[64:]])))
+    assert x.dtype == torch.uint8 and x.shape == (256, 3, 32, 32)
+    ref, y = load_cifar10c(tmp_path, "fog", 3, n=300)
+    assert torch.equal(x.float() / 255.0, ref[idx]) and torch.equal(dom.labels[idx], y[idx])
+    tracemalloc.start()
+    dom = DataSource("cifar10c", tmp_path).domain("fog", 3)
+    for b in dom.batches(idx.split(64)):
+        assert len(b) == 64
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2 * 2**20, f"peak {peak / 2**20:.1f} MiB while streaming 256 of 10,000 images"
+    np.save(tmp_path / "snow.npy", np.zeros((50, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8"):  # float files would be scaled by 1/255 a second time
+        load_cifar10c(tmp_path, "snow", 1)
+
+
 def test_imagenetc_folder_format(tmp_path):
     from PIL import Image
 

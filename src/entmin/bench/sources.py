@@ -9,7 +9,7 @@ import torch
 from ..data.cache import FMNISTC
 from ..data.fashion_mnist import data_fingerprint, load_fashion_mnist
 from ..data.fingerprint import folder_fingerprint
-from ..data.formats import load_cifar10c
+from ..data.formats import Cifar10CDomain
 from ..data.imagefolder import FolderDomain
 from ..data.imagefolder import class_list as imagenet_class_list
 from ..errors import DataError, UsageError
@@ -20,7 +20,7 @@ __all__ = ["DataSource", "TensorDomain"]
 
 
 class TensorDomain:
-    """A domain held in memory (Fashion-MNIST-C, CIFAR-10-C): images (N, C, H, W) and labels."""
+    """A domain held in memory (Fashion-MNIST-C and other IDX data): images (N, C, H, W) and labels."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if len(x) != len(y):
@@ -73,7 +73,7 @@ class DataSource:
         if self.dataset in IDX_DATASETS:
             d = TensorDomain(*self.fmnistc.load(corruption, severity))
         elif self.dataset == "cifar10c":
-            d = TensorDomain(*load_cifar10c(self.data_dir, corruption, severity))
+            d = Cifar10CDomain(self.data_dir, corruption, severity)
         else:
             if (corruption, severity) not in self._folders:
                 self._folders[(corruption, severity)] = FolderDomain(

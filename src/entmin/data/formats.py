@@ -12,32 +12,56 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["load_cifar10c", "load_imagenetc"]
+__all__ = ["Cifar10CDomain", "load_cifar10c", "load_imagenetc"]
+
+
+class Cifar10CDomain:
+    """One CIFAR-10-C split read through a memory map: a batch reads only its own rows and stays uint8 until the
+    runner makes it float on the device, so memory does not grow with the split (a file holds all five
+    severities, 50,000 images) and nothing is decoded twice. Same interface as the image-folder domains."""
+
+    def __init__(self, root: str | Path, corruption: str, severity: int) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"CIFAR-10-C folder not found: {root}")
+        f, lf = root / f"{corruption}.npy", root / "labels.npy"
+        for p in (f, lf):
+            if not p.is_file():
+                raise FileNotFoundError(f"CIFAR-10-C file missing: {p}")
+        if severity not in range(1, 6):
+            raise ValueError(f"severity must be in 1..5, got {severity}")
+        try:
+            arr = np.load(f, mmap_mode="r", allow_pickle=False)
+            labels = np.load(lf, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"corrupt CIFAR-10-C file in {root}: {e}") from None
+        if (arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] % 5 or labels.shape[0] != arr.shape[0]
+                or arr.dtype != np.uint8):
+            raise ValueError(f"{f}: expected (5k, H, W, 3) uint8 images with as many labels, got {arr.shape} "
+                             f"{arr.dtype} and {labels.shape}")
+        per = arr.shape[0] // 5
+        self._rows = arr[(severity - 1) * per:severity * per]  # still a memory map: nothing read yet
+        self.labels = torch.from_numpy(np.array(labels[(severity - 1) * per:severity * per], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images(self, idx: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) images of the given positions (only these rows are read from disk)."""
+        rows = self._rows[np.asarray(idx, dtype=np.int64)]
+        return torch.from_numpy(rows).permute(0, 3, 1, 2).contiguous()
+
+    def batches(self, index_batches):
+        return (self.images(idx) for idx in index_batches)
 
 
 def load_cifar10c(root: str | Path, corruption: str, severity: int, n: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"CIFAR-10-C folder not found: {root}")
-    f, lf = root / f"{corruption}.npy", root / "labels.npy"
-    for p in (f, lf):
-        if not p.is_file():
-            raise FileNotFoundError(f"CIFAR-10-C file missing: {p}")
-    if severity not in range(1, 6):
-        raise ValueError(f"severity must be in 1..5, got {severity}")
-    try:
-        arr = np.load(f, mmap_mode="r", allow_pickle=False)
-        labels = np.load(lf, allow_pickle=False)
-    except ValueError as e:
-        raise ValueError(f"corrupt CIFAR-10-C file in {root}: {e}") from None
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] % 5 or labels.shape[0] != arr.shape[0]:
-        raise ValueError(f"{f}: expected (5k, H, W, 3) images with as many labels, got {arr.shape} and "
-                         f"{labels.shape}")
-    per = arr.shape[0] // 5
-    sl = slice((severity - 1) * per, (severity - 1) * per + (n or per))
-    x = torch.from_numpy(np.array(arr[sl])).permute(0, 3, 1, 2).float() / 255.0
-    return x, torch.from_numpy(labels[sl].astype(np.int64))
+    """The first ``n`` images of a CIFAR-10-C split in memory as float [0, 1] (the runner streams
+    :class:`Cifar10CDomain` instead)."""
+    d = Cifar10CDomain(root, corruption, severity)
+    idx = torch.arange(min(n or len(d), len(d)))
+    return d.images(idx).float() / 255.0, d.labels[idx]
 
 
 def load_imagenetc(root: str | Path, corruption: str, severity: int, n: int | None = None, crop: int = 224,
