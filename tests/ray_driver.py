@@ -21,7 +21,9 @@ ok = {r.config.hash: r.rows is not None for r in results}
 err = [r.error for r in results if r.rows is None]
 res = search_dem(RunConfig(method="tent", corruptions=("contrast",), n_per_domain=64, batch_size=32), store,
                  trials=4, study_path=study, executor=ex, parallel=2,
-                 run_kwargs={"cache_dir": cache_dir, "device": "cpu"})
+                 run_kwargs={"cache_dir": cache_dir, "device": "auto"})  # its held-out run is local: auto = cpu
+gpus["search"] = ex.num_gpus
+list(ex.run(good[:1], [1], store, {"cache_dir": cache_dir, "device": "cpu"}))
 gpus["cpu"] = ex.num_gpus
 # `entmin compare` sends its grid to the same cluster; the driver alone writes the store
 from typer.testing import CliRunner

@@ -76,7 +76,7 @@ def test_ray_cluster_runs_trials_and_keeps_finished_ones(tmp_path, fmnist_test):
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert all(res["ok"][h] for h in res["good"]) and res["ok"][res["bad"]] is False
     assert any("e_margin" in e for e in res["errors"])
-    assert res["gpus"] == {"auto": 1.0, "cpu": 0.0}  # a GPU per task where the cluster has them, none for cpu
+    assert res["gpus"] == {"auto": 1.0, "search": 1.0, "cpu": 0.0}  # a GPU per task where the cluster has them, none for cpu
     assert res["search"]["trials"] >= 4 and 0.1 <= res["search"]["tau"] <= 2.0
     st = ResultStore(store)  # the driver wrote the finished runs; the failed one left nothing
     assert all(len(st.done(h, 1)) == 1 for h in res["good"]) and not st.done(res["bad"], 1)

@@ -38,14 +38,11 @@ class RunResult:
 
 def _run_isolated(cfg_dict: dict[str, Any], seeds: list[int], run_kwargs: dict[str, Any]) -> list[dict[str, Any]]:
     """Run on a worker into a throw-away store; return the cells."""
-    from .utils import resolve_device
-
     cfg = RunConfig.from_dict({k: v for k, v in cfg_dict.items()})
-    kw = {**run_kwargs, "device": resolve_device(run_kwargs.get("device", "auto"))}  # this worker's device
     with tempfile.TemporaryDirectory() as d:
         store = ResultStore(os.path.join(d, "worker.sqlite"))
-        try:
-            return run_experiment(cfg, seeds, store, **kw)
+        try:  # run_experiment resolves the device here, on the worker ("auto": the GPU Ray gave this task)
+            return run_experiment(cfg, seeds, store, **run_kwargs)
         finally:
             store.close()
 

@@ -18,7 +18,7 @@ from ..adapt import make_adapter
 from ..errors import UsageError
 from ..models.zoo import load_model, restrict_head
 from ..objectives import entropy
-from ..utils import seed_everything
+from ..utils import resolve_device, seed_everything
 from .config import RunConfig
 from .provenance import resolve
 from .sources import DataSource
@@ -129,7 +129,7 @@ def run_experiment(cfg: RunConfig, seeds: Iterable[int], store: ResultStore, *, 
                    progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run ``cfg`` for each seed, skipping finished cells; returns the store rows of the resolved config
     (whose hash includes the provenance found here; ``cfg`` may be resolved already, and must then match)."""
-    device = torch.device(device)
+    device = resolve_device(device)  # "auto" is decided where the run executes (a Ray worker's own GPU)
     seeds = list(seeds)
     if not seeds:
         raise UsageError("no seeds given")
