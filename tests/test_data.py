@@ -169,6 +169,8 @@ def test_cifar10c_streams_rows_from_a_memory_map(tmp_path):
     assert x.dtype == torch.uint8 and x.shape == (256, 3, 32, 32)
     ref, y = load_cifar10c(tmp_path, "fog", 3, n=300)
     assert torch.equal(x.float() / 255.0, ref[idx]) and torch.equal(dom.labels[idx], y[idx])
+    whole, labels = DataSource("cifar10c", tmp_path).load("fog", 3)  # in memory: float like load_cifar10c
+    assert whole.dtype == torch.float32 and torch.equal(whole[:300], ref) and torch.equal(labels[:300], y)
     tracemalloc.start()
     dom = DataSource("cifar10c", tmp_path).domain("fog", 3)
     for b in dom.batches(idx.split(64)):

@@ -83,9 +83,12 @@ class DataSource:
         return d
 
     def load(self, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, labels) of a whole domain in memory (small data; streams use :meth:`domain`)."""
+        """(float [0, 1] images, labels) of a whole domain in memory (small data; streams use :meth:`domain`,
+        whose file-backed domains stay uint8 until the batch reaches the device)."""
         d = self.domain(corruption, severity)
-        return (d.x, d.labels) if isinstance(d, TensorDomain) else (d.images(torch.arange(len(d))), d.labels)
+        if isinstance(d, TensorDomain):
+            return d.x, d.labels
+        return d.images(torch.arange(len(d))).float().div_(255.0), d.labels
 
     def labels(self, domain: Domain) -> torch.Tensor:
         """Labels of a domain (for streams whose order depends on them)."""
