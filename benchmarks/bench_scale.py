@@ -156,7 +156,7 @@ def main() -> None:
             print(table([json.loads(line) for line in f]))
         return
     official = os.path.isdir(os.environ.get("ENTMIN_OFFICIAL_DIR", "official"))
-    base = {"model": a.model, "batch": a.batch, "steps": a.steps, "device": a.device}
+    base = {"model": a.model, "batch": a.batch, "steps": a.steps, "device": a.device, "code": code_digest()}
     jobs = [{**base, "impl": "inference", "host": "source", "objective": "-"}]
     for host in a.hosts.split(","):
         # ETA/EATA: the redundancy filter off (d_margin 2 > any |cosine|), for entmin and the official code
@@ -185,9 +185,29 @@ def main() -> None:
                                       "peak_rss_gb", "error")}, flush=True)
 
 
+def code_digest() -> str:
+    """What produced a measurement: entmin's sources, this script, the official files and torch's version. A
+    resumed run skips only measurements with the same digest (other code is measured again)."""
+    import hashlib
+    from pathlib import Path
+
+    import torch
+
+    import entmin
+    from entmin.data.fingerprint import file_sha256
+
+    official = Path(os.environ.get("ENTMIN_OFFICIAL_DIR", "official"))
+    files = sorted(Path(entmin.__file__).parent.rglob("*.py")) + [Path(__file__).resolve()]
+    files += sorted(official.glob("*.py")) if official.is_dir() else []
+    h = hashlib.sha256(torch.__version__.encode())
+    for f in files:
+        h.update(f"{f.name}:{file_sha256(f)}".encode())
+    return h.hexdigest()[:16]
+
+
 def _spec_key(r: dict) -> tuple:
     return tuple(str(r.get(k)) for k in ("model", "batch", "steps", "device", "impl", "host", "objective", "variant",
-                                         "d_margin"))
+                                         "d_margin", "code"))
 
 
 def table(rows: list[dict]) -> str:
