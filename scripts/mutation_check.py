@@ -5,7 +5,8 @@ first 28 were last run in full on the 2-core machine (28 of 28 caught); the 15 a
 dense, segmentation, TPT and training-loss code, and the repaired 'no optimizer step' anchor, were run that day:
 16 of 16 caught. The next 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
 added and run in session 6; the last 5 (ETA ablation switches, TOML tables through the grid, UDA maps and DEM
-grid) in session 7. The last four (Ray GPUs, the device on the worker and its name, CIFAR-10-C memory) in session 9."""
+grid) in session 7. The next four (Ray GPUs, the device on the worker and its name, CIFAR-10-C memory) in session 9; the last two (the
+fp16 loss scale across reset and export/import) in session 10."""
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ M = [
  ("CIFAR-10-C split copied whole", "src/entmin/bench/sources.py", "            d = Cifar10CDomain(self.data_dir, corruption, severity)", "            from ..data.formats import load_cifar10c; d = TensorDomain(*load_cifar10c(self.data_dir, corruption, severity))", "tests/test_data.py -k cifar10c_streams"),
  ("'auto' not resolved where the run executes", "src/entmin/bench/runner.py", "    device = resolve_device(device)", "    device = torch.device(device)", "tests/test_ray.py -k ray_cluster"),
  ("device name not checked before Ray", "src/entmin/cli/bench.py", "        if device != \"auto\":\n            parse_device(device)  # a typo fails here, before anything is sent\n", "", "tests/test_ray.py -k device_name"),
+ ("fp16 scale kept across reset", "src/entmin/adapt/base.py", "        if self.scaler is not None:\n            self.scaler.load_state_dict(snap[\"scaler\"])\n", "", "tests/test_adapt.py -k fp16_loss"),
+ ("fp16 scale not imported", "src/entmin/adapt/base.py", "            self.scaler.load_state_dict(state[\"scaler\"])", "            pass", "tests/test_adapt.py -k fp16_loss"),
 ]
 
 def main(selected: list[str]) -> int:

@@ -389,8 +389,45 @@ def test_channels_last_and_compile_give_the_fp32_results(shifted_sample):
         ad.reset()
 
 
-def test_fp16_needs_cuda_and_a_one_pass_host():
-    with pytest.raises(ValueError, match="fp16 needs CUDA"):
-        build("tent", tiny_cnn(), precision="fp16")
+def test_fp16_needs_a_one_pass_host():
+    with pytest.raises(ValueError, match="fp16 needs a one-pass host"):
+        build("sar", tiny_cnn(), precision="fp16")
     with pytest.raises(ValueError, match="precision must be one of"):
         build("tent", tiny_cnn(), precision="fp8")
+
+
+@pytest.mark.parametrize("method", ["tent", "deyo"])
+def test_fp16_loss_scale_is_restored_by_reset_and_carried_by_export(method):
+    """fp16 (runs on a CPU too, so CI covers it): the GradScaler's scale is adapter state. A fresh scaler backs
+    off from 2^16 by skipping the steps whose scaled gradients overflow; a reset or resumed adapter that kept
+    another scale would update where the original skipped (entmin 0.2 kept it across reset/export)."""
+    from entmin.models import load_source_model
+
+    def loud_cnn():  # a 64x larger head: at a scale of 2^16 its fp16 input gradients overflow
+        m = load_source_model("cnn")
+        with torch.no_grad():
+            [*m.modules()][-1].weight.mul_(64.0)
+        return m
+
+    xs = list(torch.rand(6, 16, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    ad = build(method, loud_cnn(), "adadem", precision="fp16")
+    s0 = ad.scaler.state_dict()
+    first = [ad(x) for x in xs]
+    assert all(o.dtype == torch.float32 for o in first)
+    assert ad.scaler.get_scale() < s0["scale"], "no step overflowed: the test would not see a kept scale"
+    assert any(not torch.equal(p, q) for p, q in zip(ad.model.parameters(), loud_cnn().parameters()))
+    ad.reset()
+    assert ad.scaler.state_dict() == s0
+    for a, b in zip(first, [ad(x) for x in xs]):
+        assert torch.equal(a, b)
+    ad.reset()
+    for x in xs[:3]:
+        ad(x)
+    saved = copy.deepcopy(ad.export_state())
+    other = build(method, loud_cnn(), "adadem", precision="fp16")
+    other.import_state(saved)
+    assert other.scaler.state_dict() == ad.scaler.state_dict()
+    for x, r in zip(xs[3:], first[3:]):
+        assert torch.equal(other(x), r)
+    with pytest.raises(ValueError, match="no fp16 loss scale"):
+        other.import_state(build(method, loud_cnn(), "adadem").export_state())

@@ -49,9 +49,11 @@ class Adapter(nn.Module):
             that filter samples. Default "all": the bank estimates the class-conditional mean prediction of
             the test stream, and filtered subsets are biased toward confident samples (and can be empty).
         seed: seeds the adapter's own generator (DeYO's patch shuffles); restored by ``reset()``.
-        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA): the model's forward passes under
-            autocast; logits, objective, selection and weights stay float32. fp16 scales the loss (GradScaler);
-            SAR's two-pass step does not support it (use bf16).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: the model's forward passes under autocast;
+            logits, objective, selection and weights stay float32. fp16 scales the loss (GradScaler, whose scale
+            is part of the state that ``reset()`` and export/import restore; a step whose scaled gradients
+            overflow is skipped, as in any AMP loop); it is for CUDA (on a CPU it runs, slowly: use bf16 there),
+            and SAR's two-pass step does not support it (use bf16).
         channels_last: run a CNN in channels-last memory format (faster convolutions on many CPUs and GPUs).
         compile: run the model through ``torch.compile`` (the parameters stay the model's own).
     """
@@ -117,9 +119,9 @@ class Adapter(nn.Module):
                 frozen = list(frozen_modules or ())
             self.frozen_modules = frozen
             self.params = select_parameters(model, trainable, frozen)
-            if precision == "fp16" and (self.device.type != "cuda" or self.two_pass):
-                raise ValueError(f"{type(self).__name__}: precision fp16 needs CUDA and a one-pass host (SAR's "
-                                 "SAM step: use bf16)")
+            if precision == "fp16" and self.two_pass:
+                raise ValueError(f"{type(self).__name__}: precision fp16 needs a one-pass host (SAR's SAM step "
+                                 "takes two gradients per loss scale): use bf16")
             if not self.params:
                 raise ValueError(f"{type(self).__name__}: no trainable parameter selected (trainable="
                                  f"{trainable!r}, frozen_modules={frozen})")
@@ -129,7 +131,7 @@ class Adapter(nn.Module):
             self.optimizer = build_optimizer([p for _, p in self.params], self.opt_config)
         else:
             model.requires_grad_(False)
-        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self._diag: dict[str, Any] = {}
         self.init_method_state()
         self._snapshot = self._capture()
@@ -151,6 +153,7 @@ class Adapter(nn.Module):
             "optimizer": copy.deepcopy(self.optimizer.state_dict()) if self.optimizer else None,
             "objective": copy.deepcopy(self.objective.state_dict()),
             "generator": self.generator.get_state(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def reset(self) -> None:
@@ -162,6 +165,8 @@ class Adapter(nn.Module):
             self.optimizer.zero_grad(set_to_none=True)
         self.objective.load_state_dict(snap["objective"])
         self.generator.set_state(snap["generator"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(snap["scaler"])
         self.init_method_state()
         self._diag = {}
 
@@ -178,7 +183,8 @@ class Adapter(nn.Module):
         return {"model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                 "objective": self.objective.state_dict(), "generator": self.generator.get_state(),
-                "method": self.method_state()}
+                "method": self.method_state(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def import_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -187,6 +193,11 @@ class Adapter(nn.Module):
         self.objective.load_state_dict(state["objective"])
         self.generator.set_state(state["generator"])
         self.load_method_state(state["method"])
+        if self.scaler is not None:
+            if state.get("scaler") is None:
+                raise ValueError(f"{type(self).__name__}: the state has no fp16 loss scale to continue from (it "
+                                 "was exported by an fp32/bf16 adapter)")
+            self.scaler.load_state_dict(state["scaler"])
 
     # ----- running -------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -88,8 +88,8 @@ class RunConfig:
     class_list: str | None = _opt(None, "classes of an image-folder dataset: imagenet (default; folders named by "
                                         "WordNet id), imagenet-r, imagenet-a (200-class head mask) or a file")
     num_classes: int | None = _opt(None, "class count of the model's output (default: the dataset's)")
-    precision: str = _opt("fp32", "forward passes in fp32, or under bf16 / fp16 (CUDA) autocast; objective and "
-                                  "selection stay float32", ("fp32", "bf16", "fp16"))
+    precision: str = _opt("fp32", "forward passes in fp32, or under bf16 / fp16 autocast (fp16: for CUDA, with loss "
+                                  "scaling); objective and selection stay float32", ("fp32", "bf16", "fp16"))
     channels_last: bool = _opt(False, "run a CNN in channels-last memory format")
     compile: bool = _opt(False, "run the model through torch.compile")
     delta: float = _opt(0.1, "label-shift: Dirichlet concentration (small: long single-class runs; large: i.i.d.)")
