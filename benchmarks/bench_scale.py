@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--hosts", default=",".join(HOSTS))
     ap.add_argument("--objectives", default="em,adadem")
     ap.add_argument("--speed", default="", help="comma list of speed options measured with Tent+EM: "
-                                                 "bf16,channels_last,compile")
+                                                 "bf16,fp16,channels_last,compile (fp16: for a GPU)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (peak GPU memory is recorded too)")
     ap.add_argument("--out")
     ap.add_argument("--table")
@@ -167,7 +167,8 @@ def main() -> None:
             jobs.append({**base, **extra, "impl": "entmin", "host": host, "objective": obj})
             if obj == "em" and official and not (a.model == "vit_b16" and host in ("tent", "eta", "eata")):
                 jobs.append({**base, **extra, "impl": "official", "host": host, "objective": "em"})
-    speed = {"bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
+    speed = {"bf16": {"precision": "bf16"}, "fp16": {"precision": "fp16"}, "channels_last": {"channels_last": True},
+             "compile": {"compile": True}}
     for name in filter(None, a.speed.split(",")):
         jobs.append({**base, "impl": "entmin", "host": "tent", "objective": "em", "variant": name,
                      "options": speed[name]})
