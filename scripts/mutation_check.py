@@ -5,8 +5,8 @@ first 28 were last run in full on the 2-core machine (28 of 28 caught); the 15 a
 dense, segmentation, TPT and training-loss code, and the repaired 'no optimizer step' anchor, were run that day:
 16 of 16 caught. The next 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
 added and run in session 6; the last 5 (ETA ablation switches, TOML tables through the grid, UDA maps and DEM
-grid) in session 7. The next four (Ray GPUs, the device on the worker and its name, CIFAR-10-C memory) in session 9; the last two (the
-fp16 loss scale across reset and export/import) in session 10."""
+grid) in session 7. The next four (Ray GPUs, the device on the worker and its name, CIFAR-10-C memory) in session 9; the last four (the
+fp16 loss scale across reset and export/import, ETA's and SAR's running state through export/import) in session 10."""
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +77,8 @@ M = [
  ("device name not checked before Ray", "src/entmin/cli/bench.py", "        if device != \"auto\":\n            parse_device(device)  # a typo fails here, before anything is sent\n", "", "tests/test_ray.py -k device_name"),
  ("fp16 scale kept across reset", "src/entmin/adapt/base.py", "        if self.scaler is not None:\n            self.scaler.load_state_dict(snap[\"scaler\"])\n", "", "tests/test_adapt.py -k fp16_loss"),
  ("fp16 scale not imported", "src/entmin/adapt/base.py", "            self.scaler.load_state_dict(state[\"scaler\"])", "            pass", "tests/test_adapt.py -k fp16_loss"),
+ ("ETA moving mean not imported", "src/entmin/adapt/eata.py", "        self.mean_probs = state[\"mean_probs\"]", "        self.mean_probs = None", "tests/test_adapt.py -k export_import"),
+ ("SAR EMA not imported", "src/entmin/adapt/sar.py", "        self.ema = None if state[\"ema\"] is None else float(state[\"ema\"])", "        self.ema = None", "tests/test_adapt.py -k export_import"),
 ]
 
 def main(selected: list[str]) -> int:
