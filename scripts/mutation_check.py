@@ -5,8 +5,9 @@ first 28 were last run in full on the 2-core machine (28 of 28 caught); the 15 a
 dense, segmentation, TPT and training-loss code, and the repaired 'no optimizer step' anchor, were run that day:
 16 of 16 caught. The next 8 (imbalanced streams, TPT benchmark, MiniCLIP, idx data, batch 1, DenseLogits) were
 added and run in session 6; the last 5 (ETA ablation switches, TOML tables through the grid, UDA maps and DEM
-grid) in session 7. The next four (Ray GPUs, the device on the worker and its name, CIFAR-10-C memory) in session 9; the last four (the
-fp16 loss scale across reset and export/import, ETA's and SAR's running state through export/import) in session 10."""
+grid) in session 7. The next four (Ray GPUs, the device on the worker and its name, CIFAR-10-C memory) in session 9; the last six (the
+fp16 loss scale across reset and export/import and its skipped steps, ETA's and SAR's running state through
+export/import) in session 10."""
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,8 @@ M = [
  ("fp16 scale kept across reset", "src/entmin/adapt/base.py", "        if self.scaler is not None:\n            self.scaler.load_state_dict(snap[\"scaler\"])\n", "", "tests/test_adapt.py -k fp16_loss"),
  ("fp16 scale not imported", "src/entmin/adapt/base.py", "            self.scaler.load_state_dict(state[\"scaler\"])", "            pass", "tests/test_adapt.py -k fp16_loss"),
  ("ETA moving mean not imported", "src/entmin/adapt/eata.py", "        self.mean_probs = state[\"mean_probs\"]", "        self.mean_probs = None", "tests/test_adapt.py -k export_import"),
+ ("fp16 skipped step not reported", "src/entmin/adapt/base.py", "\"update_skipped\": self.scaler.get_scale() < scale", "\"update_skipped\": False", "tests/test_adapt.py -k fp16_loss tests/test_bench.py -k fp16"),
+ ("fp16 skipped steps not counted", "src/entmin/bench/runner.py", "        skipped += int(bool(diag.get(\"update_skipped\", False)))\n", "", "tests/test_bench.py -k fp16"),
  ("SAR EMA not imported", "src/entmin/adapt/sar.py", "        self.ema = None if state[\"ema\"] is None else float(state[\"ema\"])", "        self.ema = None", "tests/test_adapt.py -k export_import"),
 ]
 

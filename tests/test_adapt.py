@@ -422,6 +422,14 @@ def test_fp16_loss_scale_is_restored_by_reset_and_carried_by_export(method):
     first = [ad(x) for x in xs]
     assert all(o.dtype == torch.float32 for o in first)
     assert ad.scaler.get_scale() < s0["scale"], "no step overflowed: the test would not see a kept scale"
+    ad.reset()
+    skipped = []
+    for x in xs:
+        scale = ad.scaler.get_scale()
+        ad(x)
+        assert ad.last_step["loss_scale"] == scale
+        skipped.append(ad.last_step["update_skipped"])
+    assert skipped[0] and not skipped[-1]  # the first step overflowed at 2^16 and was reported as skipped
     assert any(not torch.equal(p, q) for p, q in zip(ad.model.parameters(), loud_cnn().parameters()))
     ad.reset()
     assert ad.scaler.state_dict() == s0

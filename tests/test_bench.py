@@ -88,6 +88,28 @@ def test_rerun_skips_finished_cells_and_is_deterministic(tmp_path, cache_dir, mo
     assert {(r["seed"], r["domain"]): r["correct"] for r in again} == finished
 
 
+def test_fp16_runs_record_the_steps_gradscaler_skipped(tmp_path, cache_dir):
+    """A step whose scaled fp16 gradients overflow is dropped by GradScaler; the cell says how many were, so a
+    run that never adapted does not pass for one that did."""
+    import torch
+
+    from entmin.models import load_source_model
+
+    def loud_cnn():  # a 64x larger head: at the initial scale 2^16 the fp16 gradients overflow
+        m = load_source_model("cnn")
+        with torch.no_grad():
+            [*m.modules()][-1].weight.mul_(64.0)
+        return m
+
+    st = ResultStore(tmp_path / "f.sqlite")
+    cfg = _cfg(precision="fp16", corruptions=CHEAP[:2], n_per_domain=128)
+    rows = run_experiment(cfg, [1], st, cache_dir=cache_dir, model_loader=loud_cnn)
+    skipped = [r["metrics"]["fp16_skipped_steps"] for r in sorted(rows, key=lambda r: r["position"])]
+    assert skipped[0] >= 1 and all(0 <= k <= 4 for k in skipped)
+    fp32 = run_experiment(_cfg(corruptions=CHEAP[:1], n_per_domain=64), [1], st, cache_dir=cache_dir)
+    assert "fp16_skipped_steps" not in fp32[0]["metrics"]
+
+
 def _table(store_path):
     """The stored cells, with the adapter-dependent metrics (mean entropy to the last bit, samples selected):
     a resume that lost the adapter state can keep every count of correct predictions but not these."""

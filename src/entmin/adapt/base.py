@@ -220,6 +220,7 @@ class Adapter(nn.Module):
             self._diag = {"n": x.shape[0], "entropy": entropy(logits).mean()}
             return logits
         saved = self._running_state()
+        self._amp: dict[str, Any] = {}
         try:
             with torch.inference_mode(False), torch.enable_grad():
                 if x.is_inference():  # made under inference_mode: autograd cannot save it for backward
@@ -271,10 +272,12 @@ class Adapter(nn.Module):
 
     def step(self, loss: torch.Tensor) -> None:
         assert self.optimizer is not None
-        if self.scaler is not None:
+        if self.scaler is not None:  # GradScaler skips a step whose scaled gradients overflow: say so
+            scale = self.scaler.get_scale()
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self._amp = {"loss_scale": scale, "update_skipped": self.scaler.get_scale() < scale}
         else:
             loss.backward()
             self.optimizer.step()
@@ -290,11 +293,12 @@ class Adapter(nn.Module):
 
     @property
     def last_step(self) -> dict[str, float | int | bool]:
-        """Diagnostics of the last batch as Python numbers (converted lazily: no device sync per batch)."""
+        """Diagnostics of the last batch as Python numbers (converted lazily: no device sync per batch); with
+        fp16, also the loss scale used and whether the step was skipped for overflowing gradients."""
         out: dict[str, float | int | bool] = {}
         for k, v in self._diag.items():
             out[k] = v.item() if isinstance(v, torch.Tensor) else v
-        return out
+        return {**out, **getattr(self, "_amp", {})}
 
     def trainable_parameter_names(self) -> list[str]:
         return [n for n, _ in self.params]

@@ -80,7 +80,7 @@ def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], b
     hist = torch.zeros(num_classes, dtype=torch.long)
     true_hist = torch.zeros(num_classes, dtype=torch.long)
     hit_hist = torch.zeros(num_classes, dtype=torch.long)
-    batch_acc, ent_sum, selected, recoveries = [], 0.0, 0, 0
+    batch_acc, ent_sum, selected, recoveries, skipped = [], 0.0, 0, 0, 0
     per_domain: dict[str, list[int]] = {}
     t0 = time.perf_counter()
     for x, y, runs in _segment_batches(segment, load, batch_size):
@@ -113,6 +113,7 @@ def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], b
                     else float(entropy(logits.detach().float()).sum()))
         selected += int(diag.get("selected", 0))
         recoveries += int(bool(diag.get("recovered", False)))
+        skipped += int(bool(diag.get("update_skipped", False)))
     wall = time.perf_counter() - t0
     n = len(segment)
     metrics = {"pred_hist": hist.tolist(), "class_counts": true_hist.tolist(), "class_correct": hit_hist.tolist(),
@@ -120,6 +121,8 @@ def evaluate_segment(adapter, segment: Segment, load: Callable[[Domain], Any], b
                "recoveries": recoveries, "batch_acc": batch_acc, "images_per_s": n / max(wall, 1e-9)}
     if per_domain:
         metrics["domains"] = per_domain
+    if getattr(adapter, "precision", "fp32") == "fp16":
+        metrics["fp16_skipped_steps"] = skipped  # updates GradScaler dropped for overflowing gradients
     return {"n": n, "correct": correct, "wall": wall, "metrics": metrics}
 
 
