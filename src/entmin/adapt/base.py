@@ -133,6 +133,7 @@ class Adapter(nn.Module):
             model.requires_grad_(False)
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self._diag: dict[str, Any] = {}
+        self._amp: dict[str, Any] = {}   # fp16: the last step's loss scale and whether GradScaler skipped it
         self.init_method_state()
         self._snapshot = self._capture()
 
@@ -168,7 +169,7 @@ class Adapter(nn.Module):
         if self.scaler is not None:
             self.scaler.load_state_dict(snap["scaler"])
         self.init_method_state()
-        self._diag = {}
+        self._diag, self._amp = {}, {}
 
     # ----- export / import of the running state (resumable continual streams) ------------------------
     def method_state(self) -> dict[str, Any]:
@@ -220,7 +221,7 @@ class Adapter(nn.Module):
             self._diag = {"n": x.shape[0], "entropy": entropy(logits).mean()}
             return logits
         saved = self._running_state()
-        self._amp: dict[str, Any] = {}
+        self._amp = {}
         try:
             with torch.inference_mode(False), torch.enable_grad():
                 if x.is_inference():  # made under inference_mode: autograd cannot save it for backward
@@ -298,7 +299,7 @@ class Adapter(nn.Module):
         out: dict[str, float | int | bool] = {}
         for k, v in self._diag.items():
             out[k] = v.item() if isinstance(v, torch.Tensor) else v
-        return {**out, **getattr(self, "_amp", {})}
+        return {**out, **self._amp}
 
     def trainable_parameter_names(self) -> list[str]:
         return [n for n, _ in self.params]
