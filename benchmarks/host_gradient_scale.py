@@ -21,6 +21,7 @@ import math
 
 import torch
 
+from entmin.adapt import use_batch_statistics
 from entmin.bench.sources import DataSource
 from entmin.data import CORRUPTIONS
 from entmin.models.zoo import load_model
@@ -28,11 +29,8 @@ from entmin.objectives import AdaDEM, entropy, get_objective
 
 
 def batch_stats(model: torch.nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
-    """Logits with BatchNorm layers normalising by each batch's statistics (running statistics untouched)."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.train()
-        m.track_running_stats, m.running_mean, m.running_var = False, None, None
+    """Logits with BatchNorm layers normalising by each batch's statistics, as every host configures them."""
+    use_batch_statistics(model)
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
 
