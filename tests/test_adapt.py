@@ -404,18 +404,10 @@ def test_fp16_needs_a_one_pass_host():
 
 
 @pytest.mark.parametrize("method", ["tent", "deyo"])
-def test_fp16_loss_scale_is_restored_by_reset_and_carried_by_export(method):
+def test_fp16_loss_scale_is_restored_by_reset_and_carried_by_export(method, loud_cnn):
     """fp16 (runs on a CPU too, so CI covers it): the GradScaler's scale is adapter state. A fresh scaler backs
     off from 2^16 by skipping the steps whose scaled gradients overflow; a reset or resumed adapter that kept
     another scale would update where the original skipped (entmin 0.2 kept it across reset/export)."""
-    from entmin.models import load_source_model
-
-    def loud_cnn():  # a 64x larger head: at a scale of 2^16 its fp16 input gradients overflow
-        m = load_source_model("cnn")
-        with torch.no_grad():
-            [*m.modules()][-1].weight.mul_(64.0)
-        return m
-
     xs = list(torch.rand(6, 16, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
     ad = build(method, loud_cnn(), "adadem", precision="fp16")
     s0 = ad.scaler.state_dict()

@@ -88,19 +88,9 @@ def test_rerun_skips_finished_cells_and_is_deterministic(tmp_path, cache_dir, mo
     assert {(r["seed"], r["domain"]): r["correct"] for r in again} == finished
 
 
-def test_fp16_runs_record_the_steps_gradscaler_skipped(tmp_path, cache_dir):
+def test_fp16_runs_record_the_steps_gradscaler_skipped(tmp_path, cache_dir, loud_cnn):
     """A step whose scaled fp16 gradients overflow is dropped by GradScaler; the cell says how many were, so a
     run that never adapted does not pass for one that did."""
-    import torch
-
-    from entmin.models import load_source_model
-
-    def loud_cnn():  # a 64x larger head: at the initial scale 2^16 the fp16 gradients overflow
-        m = load_source_model("cnn")
-        with torch.no_grad():
-            [*m.modules()][-1].weight.mul_(64.0)
-        return m
-
     st = ResultStore(tmp_path / "f.sqlite")
     cfg = _cfg(precision="fp16", corruptions=CHEAP[:2], n_per_domain=128)
     rows = run_experiment(cfg, [1], st, cache_dir=cache_dir, model_loader=loud_cnn)
