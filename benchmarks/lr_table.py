@@ -1,7 +1,8 @@
 """Host x objective x learning rate from a results store: each objective's mean accuracy over the stream at every
 learning rate the store holds (configurations finished on every seed asked for, default options only), with
 objective − EM over matched seeds, each objective's best learning rate and the library's collapse flag. Built on `bench.tables.build_table`.
-Section 22 (MNIST): python benchmarks/lr_table.py results/mnist/mnist.sqlite --methods eta,eata,deyo --n 500
+Section 22 (MNIST): python benchmarks/lr_table.py results/mnist/mnist.sqlite --methods eta,eata,deyo --n 500 \
+                    --objectives em,adadem,adadem_norm,adadem_mec [--per-seed]
 Section 23 (BN CNN, mixed): python benchmarks/lr_table.py results/streams.sqlite --model cnn --protocol mixed --n 300 \
                             --objectives em,adadem,adadem_norm,adadem_mec"""
 import argparse
@@ -22,6 +23,7 @@ def main() -> None:
     ap.add_argument("--protocol", default="continual")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--n", type=int, default=None, help="images per domain (default: any)")
+    ap.add_argument("--per-seed", action="store_true", help="also list each configuration's seed means")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
     objectives = a.objectives.split(",")
@@ -59,6 +61,11 @@ def main() -> None:
                     cells.append(f"{100 * e['mean']:.1f}" + (f" ({100 * np.mean(d):+.1f})" if d else "") + flag)
             best_cell = f"{100 * best[0]:.1f} at {best[1]:g}" if best else "–"
             print(f"| {host} | {obj} | " + " | ".join(cells) + f" | {best_cell} |")
+    if a.per_seed:
+        print()
+        for host in [m for m in a.methods.split(",") if m in got]:
+            for (obj, lr), e in sorted(got[host].items(), key=lambda kv: (objectives.index(kv[0][0]), kv[0][1])):
+                print(f"{host} {obj} lr {lr:g}: " + " / ".join(f"{100 * e['seed_means'][s]:.1f}" for s in seeds))
 
 
 if __name__ == "__main__":
